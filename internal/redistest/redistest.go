@@ -33,8 +33,8 @@ type Server struct {
 	dir  string
 	port int
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu   sync.Mutex
+	cmd  *exec.Cmd
 	done chan struct{}
 }
 
@@ -150,4 +150,3 @@ func (s *Server) Running() bool {
 	defer s.mu.Unlock()
 	return s.cmd != nil
 }
-
