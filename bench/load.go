@@ -110,4 +110,3 @@ const (
 	benchIssuer   = "https://bench.gatewaykit.invalid"
 	benchAudience = "bench"
 )
-
