@@ -1,6 +1,7 @@
 package jsonpath
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 )
@@ -19,13 +20,21 @@ func skipSpace(b []byte, i int) int {
 
 // stringEnd returns the index just past the string starting at b[i] == '"'.
 func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+	i++
+	for i < len(b) {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
 		}
+		q := i + j
+		bs := 0 // backslashes right before the quote: an odd count escapes it
+		for k := q - 1; k >= i && b[k] == '\\'; k-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
 	}
 	return len(b)
 }
@@ -182,4 +191,64 @@ func Lookup(doc []byte, p Path) ([]byte, bool) {
 		}
 	}
 	return doc[start:valueEnd(doc, start)], true
+}
+
+// Field is a top-level member to set with SetMembers: Value is raw JSON, or nil to only remove
+// the member.
+type Field struct {
+	Key   string
+	Value []byte
+}
+
+// SetMembers appends to dst the JSON object doc with every member named by a Field removed (all
+// occurrences, so a duplicated key cannot smuggle a second value past a parser that keeps the
+// last one) and the Fields with a non-nil Value appended, in order. Field values must be valid
+// JSON. It returns ErrInvalid or ErrNotObject when doc is not a valid JSON object.
+func SetMembers(dst, doc []byte, fields []Field) ([]byte, error) {
+	if !json.Valid(doc) {
+		return dst, ErrInvalid
+	}
+	i := skipSpace(doc, 0)
+	if doc[i] != '{' {
+		return dst, ErrNotObject
+	}
+	dst = append(dst, '{')
+	first := true
+	for m, next, ok := nextMember(doc, i+1); ok; m, next, ok = nextMember(doc, next) {
+		k, esc := rawKey(doc, m)
+		if esc {
+			k = []byte(keyString(doc, m))
+		}
+		if replaced(fields, k) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, doc[m.keyStart:m.valEnd]...)
+		first = false
+	}
+	for _, f := range fields {
+		if f.Value == nil {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		q, _ := json.Marshal(f.Key)
+		dst = append(dst, q...)
+		dst = append(dst, ':')
+		dst = append(dst, f.Value...)
+		first = false
+	}
+	return append(dst, '}'), nil
+}
+
+func replaced(fields []Field, key []byte) bool {
+	for _, f := range fields {
+		if f.Key == string(key) {
+			return true
+		}
+	}
+	return false
 }

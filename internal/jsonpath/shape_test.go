@@ -247,3 +247,24 @@ func BenchmarkDecodeFilterEncode20Fields(b *testing.B) {
 		}
 	}
 }
+
+func TestSetMembers(t *testing.T) {
+	tests := []struct{ doc, want string }{
+		{`{"item":"x","user_id":"victim","n":1,"user\u005fid":"again"}`, `{"item":"x","n":1,"user_id":"alice","ts":"now"}`},
+		{`{}`, `{"user_id":"alice","ts":"now"}`},
+		{` { "a" : [1, {"user_id":2}] } `, `{"a" : [1, {"user_id":2}],"user_id":"alice","ts":"now"}`},
+	}
+	fields := []jsonpath.Field{{Key: "user_id", Value: []byte(`"alice"`)}, {Key: "ts", Value: []byte(`"now"`)}, {Key: "drop"}}
+	for _, tt := range tests {
+		got, err := jsonpath.SetMembers(nil, []byte(tt.doc), fields)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("SetMembers(%s) = %s, %v; want %s", tt.doc, got, err, tt.want)
+		}
+	}
+	if _, err := jsonpath.SetMembers(nil, []byte(`[]`), fields); !errors.Is(err, jsonpath.ErrNotObject) {
+		t.Errorf("array: %v", err)
+	}
+	if _, err := jsonpath.SetMembers(nil, []byte(`{"a":`), fields); !errors.Is(err, jsonpath.ErrInvalid) {
+		t.Errorf("invalid: %v", err)
+	}
+}
