@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -302,17 +301,6 @@ func acceptsGzip(values []string) bool {
 		}
 	}
 	return false
-}
-
-func isJSON(contentType string) bool {
-	if contentType == "" {
-		return false
-	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
 func containsFold(list []string, s string) bool {

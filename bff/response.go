@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/gatewaykit/gatewaykit"
+	"github.com/gatewaykit/gatewaykit/internal/jsonpath"
 )
 
 const (
@@ -70,7 +71,7 @@ func (sw *responseWriter) WriteHeader(code int) {
 
 func (sw *responseWriter) eligible(code int, h http.Header) bool {
 	if sw.r.Method == http.MethodHead {
-		if code >= 200 && code < 300 && isJSON(h.Get("Content-Type")) {
+		if code >= 200 && code < 300 && jsonpath.IsJSONMediaType(h.Get("Content-Type")) {
 			h.Del("Content-Length") // the shaped length is unknown without a body
 			h.Del("Etag")
 		}
@@ -79,7 +80,7 @@ func (sw *responseWriter) eligible(code int, h http.Header) bool {
 	if code < 200 || code > 299 || code == http.StatusNoContent || code == http.StatusResetContent || code == http.StatusPartialContent {
 		return false
 	}
-	if !isJSON(h.Get("Content-Type")) {
+	if !jsonpath.IsJSONMediaType(h.Get("Content-Type")) {
 		return false
 	}
 	switch enc := strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding"))); enc {

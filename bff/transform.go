@@ -199,7 +199,7 @@ func (b *BFF) transformRequest(w http.ResponseWriter, r *http.Request) bool {
 			delete(r.Header, e.name)
 		}
 	}
-	if len(b.enrichBody) == 0 || !isJSON(r.Header.Get("Content-Type")) || r.Method == http.MethodGet || r.Method == http.MethodHead {
+	if len(b.enrichBody) == 0 || !jsonpath.IsJSONMediaType(r.Header.Get("Content-Type")) || r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return true
 	}
 	if p := b.enrichJSONBody(r, now); p != nil {

@@ -99,3 +99,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestIsJSONMediaType(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json": true, "application/json; charset=utf-8": true, "Application/JSON": true,
+		"application/problem+json": true, "application/vnd.api+json": true,
+		"": false, "text/json+html": false, "text/html": false, "application/jsonx": false, "application/json;;": false,
+	} {
+		if got := jsonpath.IsJSONMediaType(ct); got != want {
+			t.Errorf("IsJSONMediaType(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
