@@ -33,7 +33,7 @@
 // identity subject, X-Request-Timestamp, X-Request-ID) replace whatever the client sent, and
 // EnrichBody("user_id", Subject()) rewrites the top-level member of JSON request bodies, removing
 // every client-sent occurrence first (so a duplicated key cannot smuggle a value). Malformed JSON
-// gets a 400 problem, a body over WithMaxRequestBody a 413, a compressed body a 415.
+// gets a 400 problem, a body over WithMaxRequestBody a 413, a compressed or non-JSON body a 415.
 //
 // # Telemetry
 //

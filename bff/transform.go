@@ -3,13 +3,13 @@ package bff
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatewaykit/gatewaykit"
 	"github.com/gatewaykit/gatewaykit/internal/jsonpath"
@@ -162,12 +162,13 @@ func Enrich() Option {
 // EnrichBody sets the top-level member field of JSON request bodies (Content-Type application/json
 // or +json) to the string v returns; every client-sent member of that name is removed first, also
 // when v has no value. Bodies are read up to WithMaxRequestBody (413 beyond); a body that is not a
-// JSON object gets a 400 problem, a compressed body a 415 problem; an empty body becomes an object
-// with the injected members. Bodies of other content types pass untouched.
+// JSON object gets a 400 problem, a compressed body or a body of another content type a 415
+// problem (an upstream might parse it as JSON regardless); an empty JSON body becomes an object
+// with the injected members. GET and HEAD bodies are not examined.
 func EnrichBody(field string, v Value) Option {
 	return func(c *config) error {
-		if field == "" {
-			return errors.New("bff: enrich body: empty field name")
+		if field == "" || !utf8.ValidString(field) {
+			return fmt.Errorf("bff: enrich body: field name %q is empty or not UTF-8", field)
 		}
 		if v == nil {
 			return fmt.Errorf("bff: enrich body %q: nil value", field)
@@ -199,8 +200,18 @@ func (b *BFF) transformRequest(w http.ResponseWriter, r *http.Request) bool {
 			delete(r.Header, e.name)
 		}
 	}
-	if len(b.enrichBody) == 0 || !jsonpath.IsJSONMediaType(r.Header.Get("Content-Type")) || r.Method == http.MethodGet || r.Method == http.MethodHead {
+	if len(b.enrichBody) == 0 || r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return true
+	}
+	if !jsonpath.IsJSONMediaType(r.Header.Get("Content-Type")) {
+		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+			return true // no body to smuggle a field in; the headers are enriched
+		}
+		// An upstream might parse this body as JSON anyway: refuse it rather than pass a
+		// client-chosen user_id through unexamined.
+		b.enrichments.Add(r.Context(), 1, b.enrichReject)
+		b.onError(w, r, gatewaykit.NewProblem(http.StatusUnsupportedMediaType, "the request body must be JSON (application/json)"))
+		return false
 	}
 	if p := b.enrichJSONBody(r, now); p != nil {
 		b.enrichments.Add(r.Context(), 1, b.enrichReject)

@@ -63,7 +63,7 @@ func TestEnrichmentOverwritesSpoofedUserID(t *testing.T) {
 	b := newBFF(t, bff.Enrich(), bff.EnrichBody("user_id", bff.Subject()), bff.EnrichBody("requested_at", bff.Timestamp()),
 		bff.EnrichBody("request_id", bff.RequestID()), bff.WithClock(func() time.Time { return fixed }))
 	h := b.Wrap(recordUpstream(&seen))
-	body := `{"item":"book","qty":2,"user_id":"victim","user\u005fid":"victim2"}`
+	body := `{"item":"book","qty":2,"user_id":"victim","user\u005fid":"victim2","User_ID":"victim3"}`
 	w := serve(t, h, orderRequest(body, &gatewaykit.Identity{Subject: "alice"}))
 	if w.Code != http.StatusCreated {
 		t.Fatalf("status %d: %s", w.Code, w.Body.String())
@@ -117,7 +117,8 @@ func TestEnrichmentRejections(t *testing.T) {
 		{"gzip", "\x1f\x8b", "application/json", "gzip", http.StatusUnsupportedMediaType},
 		{"empty body", ``, "application/json; charset=utf-8", "", http.StatusCreated},
 		{"vendor json", `{"a":1}`, "application/vnd.api+json", "", http.StatusCreated},
-		{"form passes", `user_id=victim`, "application/x-www-form-urlencoded", "", http.StatusCreated},
+		{"form refused", `user_id=victim`, "application/x-www-form-urlencoded", "", http.StatusUnsupportedMediaType},
+		{"no content type refused", `{"user_id":"victim"}`, "", "", http.StatusUnsupportedMediaType},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 // The scanner below walks JSON that encoding/json.Valid has already accepted, so it only needs to
@@ -200,10 +201,11 @@ type Field struct {
 	Value []byte
 }
 
-// SetMembers appends to dst the JSON object doc with every member named by a Field removed (all
-// occurrences, so a duplicated key cannot smuggle a second value past a parser that keeps the
-// last one) and the Fields with a non-nil Value appended, in order. Field values must be valid
-// JSON. It returns ErrInvalid or ErrNotObject when doc is not a valid JSON object.
+// SetMembers appends to dst the JSON object doc with every member named by a Field removed and
+// the Fields with a non-nil Value appended, in order. Removal covers all occurrences and matches
+// keys case-insensitively (Unicode simple folding, as encoding/json does when it fills struct
+// fields), so neither a duplicated key nor "USER_ID" can smuggle a second value past a parser
+// that keeps the first or the last one. Field keys must be valid UTF-8 and values valid JSON. It returns ErrInvalid or ErrNotObject when doc is not a valid JSON object.
 func SetMembers(dst, doc []byte, fields []Field) ([]byte, error) {
 	if !json.Valid(doc) {
 		return dst, ErrInvalid
@@ -246,7 +248,7 @@ func SetMembers(dst, doc []byte, fields []Field) ([]byte, error) {
 
 func replaced(fields []Field, key []byte) bool {
 	for _, f := range fields {
-		if f.Key == string(key) {
+		if strings.EqualFold(f.Key, string(key)) {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gatewaykit/gatewaykit/internal/jsonpath"
 )
@@ -250,7 +251,7 @@ func BenchmarkDecodeFilterEncode20Fields(b *testing.B) {
 
 func TestSetMembers(t *testing.T) {
 	tests := []struct{ doc, want string }{
-		{`{"item":"x","user_id":"victim","n":1,"user\u005fid":"again"}`, `{"item":"x","n":1,"user_id":"alice","ts":"now"}`},
+		{`{"item":"x","user_id":"victim","n":1,"user\u005fid":"again","USER_ID":"x","User_Id":"y"}`, `{"item":"x","n":1,"user_id":"alice","ts":"now"}`},
 		{`{}`, `{"user_id":"alice","ts":"now"}`},
 		{` { "a" : [1, {"user_id":2}] } `, `{"a" : [1, {"user_id":2}],"user_id":"alice","ts":"now"}`},
 	}
@@ -267,4 +268,39 @@ func TestSetMembers(t *testing.T) {
 	if _, err := jsonpath.SetMembers(nil, []byte(`{"a":`), fields); !errors.Is(err, jsonpath.ErrInvalid) {
 		t.Errorf("invalid: %v", err)
 	}
+}
+
+// FuzzSetMembers checks that enrichment of any valid object yields a valid object in which the
+// injected key holds exactly the injected value, whatever the client sent.
+func FuzzSetMembers(f *testing.F) {
+	f.Add(`{"user_id":"victim","x":1}`, "user_id")
+	f.Add(`{"user\u005fid":1,"user_id":2}`, "user_id")
+	f.Add(`{}`, `we"ird`)
+	f.Fuzz(func(t *testing.T, doc, key string) {
+		if !utf8.ValidString(key) {
+			return // keys come from configuration, which New validates
+		}
+		out, err := jsonpath.SetMembers(nil, []byte(doc), []jsonpath.Field{{Key: key, Value: []byte(`"alice"`)}})
+		if err != nil {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("SetMembers(%q, %q) = %q: invalid JSON", doc, key, out)
+		}
+		count := 0
+		if err := jsonpath.Members(out, func(k string, v []byte) bool {
+			if strings.EqualFold(k, key) {
+				count++
+				if string(v) != `"alice"` {
+					t.Fatalf("SetMembers(%q, %q) = %q: %q kept the value %s", doc, key, out, key, v)
+				}
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if count != 1 {
+			t.Fatalf("SetMembers(%q, %q) = %q: %d members named %q", doc, key, out, count, key)
+		}
+	})
 }
