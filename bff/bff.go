@@ -60,6 +60,7 @@ type BFF struct {
 	enrichBody  []enrichment
 	varyHeaders []string
 	logEvery    *rate.Sometimes
+	pools       pools
 
 	responses    metric.Int64Counter
 	bytesRemoved metric.Int64Counter
@@ -157,7 +158,8 @@ func DefaultVariant(name string) Option {
 
 // WithMaxBody sets the largest response body, in bytes, buffered for shaping (default 1 MiB). A
 // larger shaped-variant response is not sent unshaped: the client gets a 502 problem (fail
-// closed), because passing it through would leak the fields the variant hides.
+// closed), because passing it through would leak the fields the variant hides. The rest of such a
+// body is accepted from next and discarded, so next sees no write error.
 func WithMaxBody(n int64) Option {
 	return func(c *config) error {
 		if n < 1 {

@@ -106,11 +106,11 @@ func (sw *responseWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if sw.buf == nil {
-		sw.buf = getBuffer()
+		sw.buf = sw.b.pools.getBuffer()
 	}
 	if int64(sw.buf.Len()+len(p)) > sw.b.maxBody {
 		sw.over = true
-		putBuffer(sw.buf)
+		sw.b.pools.putBuffer(sw.buf)
 		sw.buf = nil
 		return len(p), nil
 	}
@@ -128,23 +128,30 @@ func (sw *responseWriter) Flush() {
 	}
 }
 
-// bufferPool recycles shaping buffers; buffers that grew past maxPooled are left to the GC.
-var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// pools recycle shaping buffers and gzip codecs; each BFF has its own (no package-level state).
+type pools struct {
+	buffers     sync.Pool
+	gzipWriters sync.Pool
+	gzipReaders sync.Pool
+}
 
+// maxPooled is the largest buffer kept for reuse; bigger ones are left to the GC.
 const maxPooled = 64 << 10
 
-func getBuffer() *bytes.Buffer { return bufferPool.Get().(*bytes.Buffer) }
+func (p *pools) getBuffer() *bytes.Buffer {
+	if b, ok := p.buffers.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
 
-func putBuffer(b *bytes.Buffer) {
+func (p *pools) putBuffer(b *bytes.Buffer) {
 	if b == nil || b.Cap() > maxPooled {
 		return
 	}
 	b.Reset()
-	bufferPool.Put(b)
+	p.buffers.Put(b)
 }
-
-var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(io.Discard) }}
-var gzipReaders sync.Pool
 
 // finish shapes and sends a buffered response.
 func (sw *responseWriter) finish() {
@@ -159,14 +166,14 @@ func (sw *responseWriter) finish() {
 	h := sw.w.Header()
 	var body []byte
 	if sw.buf != nil {
-		defer func() { putBuffer(sw.buf); sw.buf = nil }()
+		defer func() { sw.b.pools.putBuffer(sw.buf); sw.buf = nil }()
 		body = sw.buf.Bytes()
 	}
 	var err error
 	if sw.over {
 		err = errTooLarge
 	} else if sw.gzipped {
-		body, err = gunzip(body, sw.b.maxBody)
+		body, err = sw.b.pools.gunzip(body, sw.b.maxBody)
 	}
 	if err == nil && len(body) == 0 {
 		sw.w.WriteHeader(sw.status) // nothing to shape, nothing to leak
@@ -174,8 +181,8 @@ func (sw *responseWriter) finish() {
 	}
 	var out []byte
 	if err == nil {
-		ob := getBuffer()
-		defer putBuffer(ob)
+		ob := sw.b.pools.getBuffer()
+		defer sw.b.pools.putBuffer(ob)
 		ob.Grow(len(body))
 		out, err = v.shaper.Shape(ob.AvailableBuffer(), body, hasRoleFunc(sw.r))
 	}
@@ -199,7 +206,7 @@ func (sw *responseWriter) finish() {
 		sw.b.bytesRemoved.Add(ctx, int64(removed), v.nameAttr)
 	}
 	if sw.gzipped {
-		out = gzipBytes(out)
+		out = sw.b.pools.gzip(out)
 	}
 	h.Del("Etag") // the representation changed
 	h.Set("Content-Length", strconv.Itoa(len(out)))
@@ -207,8 +214,8 @@ func (sw *responseWriter) finish() {
 	_, _ = sw.w.Write(out)
 }
 
-func gunzip(b []byte, limit int64) ([]byte, error) {
-	zr, _ := gzipReaders.Get().(*gzip.Reader)
+func (p *pools) gunzip(b []byte, limit int64) ([]byte, error) {
+	zr, _ := p.gzipReaders.Get().(*gzip.Reader)
 	var err error
 	if zr == nil {
 		zr, err = gzip.NewReader(bytes.NewReader(b))
@@ -218,7 +225,7 @@ func gunzip(b []byte, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer gzipReaders.Put(zr)
+	defer p.gzipReaders.Put(zr)
 	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
 	if err != nil {
 		return nil, err
@@ -229,12 +236,16 @@ func gunzip(b []byte, limit int64) ([]byte, error) {
 	return out, nil
 }
 
-func gzipBytes(b []byte) []byte {
+func (p *pools) gzip(b []byte) []byte {
 	var out bytes.Buffer
-	zw := gzipWriters.Get().(*gzip.Writer)
-	zw.Reset(&out)
+	zw, ok := p.gzipWriters.Get().(*gzip.Writer)
+	if ok {
+		zw.Reset(&out)
+	} else {
+		zw = gzip.NewWriter(&out)
+	}
 	_, _ = zw.Write(b)
 	_ = zw.Close()
-	gzipWriters.Put(zw)
+	p.gzipWriters.Put(zw)
 	return out.Bytes()
 }
