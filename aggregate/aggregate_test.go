@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -507,5 +508,65 @@ func TestClientDisconnect(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("aggregate kept running after the client went away")
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestTransportAndClient(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.String())
+		mu.Unlock()
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(`{"host":"` + r.URL.Host + `"}`)), Request: r}, nil
+	})
+	parts := []aggregate.Part{
+		{Name: "a", URL: "http://users.internal/users/{sub}", Method: "POST"},
+		{Name: "b", URL: "https://orders.internal/orders?user_id={sub}"},
+	}
+	for name, opt := range map[string]aggregate.Option{
+		"transport": aggregate.WithTransport(rt),
+		"client":    aggregate.WithClient(&http.Client{Transport: rt}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			seen = nil
+			a := newAgg(t, parts, opt, aggregate.WithVars(aggregate.IdentityVars))
+			w, _ := get(t, a, "/", alice)
+			if want := `{"a":{"host":"users.internal"},"b":{"host":"orders.internal"}}`; w.Body.String() != want {
+				t.Fatalf("got %s, want %s", w.Body.String(), want)
+			}
+			slices.Sort(seen)
+			if want := []string{"GET https://orders.internal/orders?user_id=alice", "POST http://users.internal/users/alice"}; !slices.Equal(seen, want) {
+				t.Fatalf("requests %q, want %q", seen, want)
+			}
+		})
+	}
+}
+
+func TestDefaultPartTimeout(t *testing.T) {
+	hang := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	a := newAgg(t, []aggregate.Part{
+		{Name: "slow", Handler: hang},
+		{Name: "fast", Handler: jsonHandler(`1`)},
+	}, aggregate.WithPartTimeout(100*time.Millisecond), aggregate.WithTimeout(time.Minute))
+	done := make(chan struct{})
+	var w *httptest.ResponseRecorder
+	go func() {
+		defer close(done)
+		w = httptest.NewRecorder()
+		a.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the part timeout did not apply")
+	}
+	if want := `{"fast":1,"_meta":{"partial":true,"errors":[{"part":"slow","error":"timed out"}]}}`; w.Body.String() != want {
+		t.Fatalf("got %s, want %s", w.Body.String(), want)
 	}
 }
