@@ -21,9 +21,10 @@ import (
 
 const scope = "github.com/gatewaykit/gatewaykit/aggregate"
 
-// Defaults.
 const (
-	DefaultTimeout     = 10 * time.Second
+	// DefaultTimeout is the default overall deadline of an aggregate request (WithTimeout).
+	DefaultTimeout = 10 * time.Second
+	// DefaultMaxPartBody is the default cap, in bytes, of each part's body (WithMaxPartBody).
 	DefaultMaxPartBody = 1 << 20
 	// MetaKey is the member of a partial response that lists the failed parts.
 	MetaKey = "_meta"
