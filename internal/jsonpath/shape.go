@@ -44,6 +44,19 @@ type node struct {
 	roles    []string // visible only to these roles (when non-empty)
 	rename   []byte   // quoted new name, or nil
 	renames  int      // number of children with a rename (for shadowing)
+	// allowPath: this node or a descendant is allowed for everyone (keep without roles), so the
+	// container is shown even when nothing inside it survives.
+	allowPath bool
+}
+
+func (n *node) markAllowPaths() bool {
+	n.allowPath = n.keep && len(n.roles) == 0
+	for _, c := range n.children {
+		if c.n.markAllowPaths() {
+			n.allowPath = true
+		}
+	}
+	return n.allowPath
 }
 
 type child struct {
@@ -155,6 +168,8 @@ func Compile(spec Spec) (*Shaper, error) {
 		n.rename = q
 		parent.renames++
 	}
+	s.root.markAllowPaths()
+	s.root.allowPath = true // the document itself is always answered
 	return s, nil
 }
 
@@ -206,28 +221,32 @@ func (sh *shaping) visible(n *node) bool {
 // subtree is kept as a whole. It returns false (and dst unchanged) when the value is dropped.
 func (sh *shaping) value(dst []byte, start, end int, n *node, keep bool) ([]byte, bool) {
 	keep = keep || n.keep
-	if len(n.children) == 0 {
+	c := sh.src[start]
+	if len(n.children) == 0 || (c != '{' && c != '[') {
 		if keep {
 			return append(dst, sh.src[start:end]...), true
 		}
-		return dst, false
+		return dst, false // rules below a scalar have nothing to select
 	}
-	switch sh.src[start] {
-	case '{':
-		return sh.object(dst, start, n, keep), true
-	case '[':
-		return sh.array(dst, start, n, keep), true
-	default:
-		if keep {
-			return append(dst, sh.src[start:end]...), true
-		}
-		return dst, false
+	mark := len(dst)
+	var kept int
+	if c == '{' {
+		dst, kept = sh.object(dst, start, n, keep)
+	} else {
+		dst, kept = sh.array(dst, start, n, keep)
 	}
+	if kept == 0 && !keep && !n.allowPath {
+		// A container on no allow path (only deny, rename or role rules below it) that kept
+		// nothing: leave it out rather than reveal an empty skeleton.
+		return dst[:mark], false
+	}
+	return dst, true
 }
 
-func (sh *shaping) array(dst []byte, start int, n *node, keep bool) []byte {
+func (sh *shaping) array(dst []byte, start int, n *node, keep bool) ([]byte, int) {
 	dst = append(dst, '[')
 	first := true
+	count := 0
 	for es, ee, next, ok := nextElement(sh.src, start+1); ok; es, ee, next, ok = nextElement(sh.src, next) {
 		mark := len(dst)
 		if !first {
@@ -236,14 +255,15 @@ func (sh *shaping) array(dst []byte, start int, n *node, keep bool) []byte {
 		var kept bool
 		if dst, kept = sh.value(dst, es, ee, n, keep); kept {
 			first = false
+			count++
 		} else {
 			dst = dst[:mark]
 		}
 	}
-	return append(dst, ']')
+	return append(dst, ']'), count
 }
 
-func (sh *shaping) object(dst []byte, start int, n *node, keep bool) []byte {
+func (sh *shaping) object(dst []byte, start int, n *node, keep bool) ([]byte, int) {
 	src := sh.src
 	var shadow []string // new names of renamed members present in this object
 	if n.renames > 0 {
@@ -256,6 +276,7 @@ func (sh *shaping) object(dst []byte, start int, n *node, keep bool) []byte {
 	}
 	dst = append(dst, '{')
 	first := true
+	count := 0
 	for m, next, ok := nextMember(src, start+1); ok; m, next, ok = nextMember(src, next) {
 		key := sh.key(m)
 		c := n.get(key)
@@ -266,6 +287,7 @@ func (sh *shaping) object(dst []byte, start int, n *node, keep bool) []byte {
 				}
 				dst = append(dst, src[m.keyStart:m.valEnd]...)
 				first = false
+				count++
 			}
 			continue
 		}
@@ -285,11 +307,12 @@ func (sh *shaping) object(dst []byte, start int, n *node, keep bool) []byte {
 		var kept bool
 		if dst, kept = sh.value(dst, m.valStart, m.valEnd, c, keep); kept {
 			first = false
+			count++
 		} else {
 			dst = dst[:mark]
 		}
 	}
-	return append(dst, '}')
+	return append(dst, '}'), count
 }
 
 // key returns the member's key for lookup; escaped keys are decoded (allocating, rare).

@@ -64,6 +64,16 @@ func TestShape(t *testing.T) {
 		{name: "escaped key matches", spec: jsonpath.Spec{Allow: []string{`a\.b`}}, doc: `{"a\u002eb":1,"a":{"b":2}}`, want: `{"a\u002eb":1}`},
 		{name: "duplicate keys all denied", spec: jsonpath.Spec{Deny: []string{"user_id"}}, doc: `{"user_id":1,"x":1,"user_id":2}`, want: `{"x":1}`},
 		{name: "whitespace", spec: jsonpath.Spec{Allow: []string{"a.b"}}, doc: "\n{ \"a\" : { \"b\" : [ 1 , 2 ] , \"c\" : 3 } , \"d\" : 4 }\n", want: `{"a":{"b":[ 1 , 2 ]}}`},
+		{name: "deny below unallowed leaves no skeleton", spec: jsonpath.Spec{Allow: []string{"id"}, Deny: []string{"b.c"}},
+			doc: `{"id":1,"b":{"c":1,"d":2}}`, want: `{"id":1}`},
+		{name: "rename below unallowed leaves no skeleton", spec: jsonpath.Spec{Allow: []string{"id"}, Rename: map[string]string{"x.y": "z"}},
+			doc: `{"id":1,"x":{"y":1}}`, want: `{"id":1}`},
+		{name: "role below unallowed hidden", spec: jsonpath.Spec{Allow: []string{"id"}, Restrict: []jsonpath.Restriction{{Roles: []string{"admin"}, Paths: []string{"x.secret"}}}},
+			doc: `{"id":1,"x":{"secret":2,"other":3}}`, want: `{"id":1}`},
+		{name: "role below unallowed shown", spec: jsonpath.Spec{Allow: []string{"id"}, Restrict: []jsonpath.Restriction{{Roles: []string{"admin"}, Paths: []string{"x.secret"}}}},
+			doc: `{"id":1,"x":{"secret":2,"other":3}}`, hasRole: admin, want: `{"id":1,"x":{"secret":2}}`},
+		{name: "allowed container kept when empty", spec: jsonpath.Spec{Allow: []string{"orders[].total", "tags[].name"}},
+			doc: `{"orders":[{"id":1}],"tags":[]}`, want: `{"orders":[{}],"tags":[]}`},
 		{name: "scalar document", spec: jsonpath.Spec{Allow: []string{"a"}}, doc: `42`, want: `null`},
 	}
 	for _, tt := range tests {
@@ -167,6 +177,8 @@ func FuzzShape(f *testing.F) {
 			{Allow: []string{allow}},
 			{Deny: []string{deny}},
 			{Allow: []string{allow}, Deny: []string{deny}, Rename: map[string]string{allow: "renamed"}},
+			{Allow: []string{allow}, Deny: []string{deny}},
+			{Allow: []string{allow}, Rename: map[string]string{deny: "renamed"}},
 			{Restrict: []jsonpath.Restriction{{Roles: []string{"r"}, Paths: []string{deny}}}},
 		} {
 			s, err := jsonpath.Compile(spec)
@@ -190,10 +202,10 @@ func FuzzShape(f *testing.F) {
 					t.Fatalf("Shape(%q, %+v) = %q kept denied %q", doc, spec, out, deny)
 				}
 			}
-			if len(spec.Allow) == 1 && len(spec.Rename) == 0 {
+			if len(spec.Allow) == 1 {
 				ap, _ := jsonpath.Parse(allow)
 				for k := range top {
-					if k != ap.Segments[0] {
+					if k != ap.Segments[0] && k != "renamed" {
 						t.Fatalf("Shape(%q, %+v) = %q kept unlisted %q", doc, spec, out, k)
 					}
 				}
