@@ -10,7 +10,8 @@ import (
 type Spec struct {
 	// Allow lists the fields to keep; everything else is dropped. A path keeps the whole subtree
 	// it names ("user" keeps all of user; "user.id" keeps user with only id). Empty means keep
-	// everything not denied.
+	// everything not denied. With an allow-list, an object or array that holds only deny, rename
+	// or role rules and keeps nothing is left out, so no empty skeleton reveals it.
 	Allow []string
 	// Deny lists fields to remove, applied after Allow (so Allow "user" with Deny "user.password"
 	// keeps user without its password).
