@@ -136,6 +136,9 @@ func (b *Breaker) State(key string) State {
 	return State(e.state.Load())
 }
 
+// Len returns the number of breakers currently kept (at most MaxUpstreams).
+func (b *Breaker) Len() int { return len(*b.entries.Load()) }
+
 // entry returns the breaker of key, creating it (and evicting an idle one at the bound) if needed.
 func (b *Breaker) entry(key string) *entry {
 	if key == "" {

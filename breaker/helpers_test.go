@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -185,3 +186,5 @@ func (a *atomicString) Load() string {
 	s, _ := a.v.Load().(string)
 	return s
 }
+
+func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }

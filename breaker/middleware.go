@@ -72,6 +72,8 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 			b.rejectRequest(w, r, oe)
 			return
 		}
+		// A fresh writer per attempt, never pooled: a buggy handler that writes after returning
+		// must not be able to write into another client's response.
 		rw := &responseWriter{ResponseWriter: w, b: b, e: e, ctx: ctx}
 		if attempt < retries {
 			rw.retryK = attempt + 1
@@ -84,8 +86,9 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		if rw.panicked != nil {
 			panic(rw.panicked)
 		}
-		if rw.retryDelay > 0 {
-			if !sleep(ctx, rw.retryDelay) {
+		retryDelay, timedOut := rw.retryDelay, rw.timedOut
+		if retryDelay > 0 {
+			if !sleep(ctx, retryDelay) {
 				b.finishTimedOut(w, r, e, parent)
 				return
 			}
@@ -105,7 +108,7 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 			r.Body = body
 			continue
 		}
-		if rw.timedOut {
+		if timedOut {
 			b.finishTimedOut(w, r, e, parent)
 		}
 		return
