@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,16 @@ func checkProblem(t *testing.T, rec *httptest.ResponseRecorder, status int) map[
 	return body
 }
 
+// checkRetryAfter asserts a Retry-After in [lo, hi] seconds (the time until half-open shrinks
+// while a loaded machine runs the test).
+func checkRetryAfter(t *testing.T, rec *httptest.ResponseRecorder, lo, hi int) {
+	t.Helper()
+	ra, err := strconv.Atoi(rec.Header().Get("Retry-After"))
+	if err != nil || ra < lo || ra > hi {
+		t.Fatalf("Retry-After %q, want %d..%d", rec.Header().Get("Retry-After"), lo, hi)
+	}
+}
+
 func TestWrapTripsAndFailsFast(t *testing.T) {
 	var calls atomic.Int64
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,9 +73,7 @@ func TestWrapTripsAndFailsFast(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		rec := serve(wrapped, httptest.NewRequest(http.MethodGet, "/", nil))
 		body := checkProblem(t, rec, http.StatusServiceUnavailable)
-		if ra := rec.Header().Get("Retry-After"); ra != "90" && ra != "89" {
-			t.Fatalf("Retry-After %q, want about 90", ra)
-		}
+		checkRetryAfter(t, rec, 80, 90)
 		if strings.Contains(rec.Body.String(), "orders") || strings.Contains(rec.Body.String(), "breaker:") {
 			t.Fatalf("problem leaks internals: %v", body)
 		}
@@ -344,9 +353,7 @@ func TestProxyErrorHandler(t *testing.T) {
 	}
 	rec := serve(proxy, httptest.NewRequest(http.MethodGet, "/", nil))
 	checkProblem(t, rec, http.StatusServiceUnavailable)
-	if ra := rec.Header().Get("Retry-After"); ra != "60" && ra != "59" {
-		t.Fatalf("Retry-After %q", ra)
-	}
+	checkRetryAfter(t, rec, 50, 60)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if rec := serve(proxy, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)); rec.Code != 499 {
@@ -374,5 +381,61 @@ func TestProblemFor(t *testing.T) {
 	}
 	if breaker.ProblemFor(nil) != nil {
 		t.Error("ProblemFor(nil) != nil")
+	}
+}
+
+func TestWrapHalfOpenAndRampRetryAfter(t *testing.T) {
+	clk := newFakeClock()
+	var failing atomic.Bool
+	failing.Store(true)
+	var calls atomic.Int64
+	brk := mustNew(t, breaker.TripAfter(1, 10*time.Second), breaker.OpenTimeout(150*time.Millisecond),
+		breaker.RecoveryRamp(4*time.Second, 0.5), breaker.WithClock(clk))
+	h := brk.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if failing.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	serve(h, httptest.NewRequest(http.MethodGet, "/", nil))
+	eventually(t, "half-open", func() bool { return brk.State(breaker.DefaultName) == breaker.HalfOpen })
+	failing.Store(false)
+	if rec := serve(h, httptest.NewRequest(http.MethodGet, "/", nil)); rec.Code != http.StatusOK {
+		t.Fatalf("probe status %d", rec.Code)
+	}
+	clk.Advance(time.Second)
+	before := calls.Load()
+	var rejected int
+	for i := 0; i < 10; i++ {
+		rec := serve(h, httptest.NewRequest(http.MethodGet, "/", nil))
+		if rec.Code == http.StatusServiceUnavailable {
+			rejected++
+			checkProblem(t, rec, http.StatusServiceUnavailable)
+			if ra := rec.Header().Get("Retry-After"); ra != "3" {
+				t.Fatalf("Retry-After while recovering = %q, want 3 (seconds to the next step)", ra)
+			}
+		}
+	}
+	if rejected != 5 || calls.Load()-before != 5 {
+		t.Fatalf("recovering at 50%%: %d rejected, %d served; want 5 and 5", rejected, calls.Load()-before)
+	}
+	clk.Advance(3 * time.Second)
+	if s := brk.State(breaker.DefaultName); s != breaker.Closed {
+		t.Fatalf("state after the ramp = %v", s)
+	}
+}
+
+func TestWrapDeadlineHeader(t *testing.T) {
+	brk := mustNew(t, breaker.Timeout(time.Second), breaker.DeadlineHeader("x-timeout-ms"))
+	var got string
+	h := brk.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("X-Timeout-Ms")
+		if _, ok := r.Context().Deadline(); !ok {
+			t.Error("no deadline on the handler's context")
+		}
+	}))
+	serve(h, httptest.NewRequest(http.MethodGet, "/", nil))
+	if ms, err := strconv.Atoi(got); err != nil || ms < 1 || ms > 1000 {
+		t.Fatalf("deadline header %q, want 1..1000", got)
 	}
 }

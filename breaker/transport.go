@@ -107,23 +107,28 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return fail(&TimeoutError{Upstream: e.key, Timeout: b.cfg.timeout, Err: rtErr})
 			}
 			if attempt < retries && connectionError(rtErr) {
-				if d, ok := b.allowRetry(e, ctx, attempt+1); ok && t.next(ctx, &req, again, d) {
-					continue
+				if d, ok := b.allowRetry(e, ctx, attempt+1); ok {
+					if body, err := again(); err == nil {
+						if err := t.wait(ctx, parent, e, d, body); err != nil {
+							return fail(err)
+						}
+						req = withBody(req, body)
+						continue
+					}
 				}
 			}
 			return fail(rtErr)
 		}
 		if attempt < retries && resp.StatusCode < len(b.cfg.retryOn) && resp.StatusCode >= 0 && b.cfg.retryOn[resp.StatusCode] {
 			if d, ok := b.allowRetry(e, ctx, attempt+1); ok {
-				drain(resp.Body)
-				if t.next(ctx, &req, again, d) {
+				if body, err := again(); err == nil { // else keep the response we have
+					drain(resp.Body)
+					if err := t.wait(ctx, parent, e, d, body); err != nil {
+						return fail(err)
+					}
+					req = withBody(req, body)
 					continue
 				}
-				if timedOut(ctx, parent) {
-					b.tel.timedOut(e)
-					return fail(&TimeoutError{Upstream: e.key, Timeout: b.cfg.timeout, Err: ctx.Err()})
-				}
-				return fail(ctx.Err())
 			}
 		}
 		if cancel != nil && resp.StatusCode != http.StatusSwitchingProtocols {
@@ -135,19 +140,27 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// next waits the backoff d and prepares the request of the next attempt with a fresh body.
-func (t *transport) next(ctx context.Context, req **http.Request, again func() (io.ReadCloser, error), d time.Duration) bool {
-	if !sleep(ctx, d) {
-		return false
+// wait sleeps the backoff d before a retry. When the request context ends first it closes body
+// and returns the error to give the caller: a *TimeoutError, or the context's error.
+func (t *transport) wait(ctx, parent context.Context, e *entry, d time.Duration, body io.ReadCloser) error {
+	if sleep(ctx, d) {
+		return nil
 	}
-	body, err := again()
-	if err != nil {
-		return false
+	if body != nil {
+		_ = body.Close()
 	}
-	r := shallowCopy(*req)
-	r.Body = body
-	*req = r
-	return true
+	if timedOut(ctx, parent) {
+		t.b.tel.timedOut(e)
+		return &TimeoutError{Upstream: e.key, Timeout: t.b.cfg.timeout, Err: ctx.Err()}
+	}
+	return ctx.Err()
+}
+
+// withBody returns a shallow copy of r with another body.
+func withBody(r *http.Request, body io.ReadCloser) *http.Request {
+	c := shallowCopy(r)
+	c.Body = body
+	return c
 }
 
 func (t *transport) verdict(resp *http.Response, err error, e *entry, ctx, parent context.Context) error {

@@ -457,3 +457,46 @@ type closeTracker struct {
 }
 
 func (c *closeTracker) Close() error { c.closed = true; return nil }
+
+func TestTransportConcurrentFlappingUpstream(t *testing.T) {
+	u := newUpstream(t, modeOK)
+	brk := mustNew(t, breaker.TripAfter(3, time.Second), breaker.OpenTimeout(20*time.Millisecond),
+		breaker.RecoveryRamp(20*time.Millisecond, 0.5), breaker.Retries(1),
+		breaker.RetryBackoff(time.Millisecond, time.Millisecond), breaker.Timeout(5*time.Second))
+	c := newClient(t, brk, false)
+	done := make(chan struct{})
+	go func() { // flap
+		defer close(done)
+		for i := 0; i < 20; i++ {
+			u.mode.Store(int32(i % 2 * modeFail))
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				st, err := get(t, c, u.URL)
+				if err != nil && !errors.Is(err, breaker.ErrOpen) {
+					errs <- err
+					return
+				}
+				if err == nil && st != http.StatusOK && st != http.StatusInternalServerError {
+					errs <- errors.New("unexpected status " + strconv.Itoa(st))
+					return
+				}
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
