@@ -13,6 +13,8 @@ import (
 	"github.com/gatewaykit/gatewaykit/breaker"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 func TestNewValidation(t *testing.T) {
@@ -198,5 +200,26 @@ func TestTelemetry(t *testing.T) {
 				t.Fatal("state gauge still reported after Close")
 			}
 		}
+	}
+}
+
+func TestSpanEvents(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	brk := mustNew(t, breaker.WithName("pay"), breaker.TripAfter(1, time.Minute), breaker.OpenTimeout(time.Hour))
+	h := brk.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
+	for i := 0; i < 2; i++ {
+		ctx, span := tp.Tracer("test").Start(context.Background(), "req")
+		serve(h, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+		span.End()
+	}
+	spans := rec.Ended()
+	if len(spans) != 2 || len(spans[0].Events()) != 0 || len(spans[1].Events()) != 1 {
+		t.Fatalf("want one event on the second (rejected) request; spans %d", len(spans))
+	}
+	ev := spans[1].Events()[0]
+	if ev.Name != "gatewaykit.breaker.rejected" || len(ev.Attributes) != 2 || ev.Attributes[1].Value.AsString() != "open" {
+		t.Fatalf("event %+v", ev)
 	}
 }

@@ -82,6 +82,10 @@
 //   - gatewaykit.breaker.retries (counter, {retry}; upstream, decision): retryable failures, by
 //     decision (retried, budget_exhausted).
 //
+// Off the happy path, the request's span (if recording) gets events: gatewaykit.breaker.rejected
+// (upstream, state), gatewaykit.breaker.timeout, gatewaykit.breaker.retry (upstream, retry) and
+// gatewaykit.breaker.retry_budget_exhausted. The package starts no spans of its own.
+//
 // State changes are logged through log/slog (WithLogger): Warn when a breaker opens, Info
 // otherwise. They are rare by construction (at most one open per OpenTimeout), so the log needs
 // no further rate limit.

@@ -69,7 +69,7 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	}
 	for attempt := 0; ; attempt++ {
 		if oe := e.admit(b); oe != nil {
-			b.rejectRequest(w, r, oe)
+			b.rejectRequest(w, r, e, oe)
 			return
 		}
 		// A fresh writer per attempt, never pooled: a buggy handler that writes after returning
@@ -80,7 +80,7 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		}
 		_, err := e.cb.Execute(func() (struct{}, error) { return struct{}{}, b.attempt(next, rw, r, e, parent) })
 		if isRejection(err) {
-			b.rejectRequest(w, r, e.rejected(b, err))
+			b.rejectRequest(w, r, e, e.rejected(b, err))
 			return
 		}
 		if rw.panicked != nil {
@@ -120,7 +120,7 @@ func (b *Breaker) finishTimedOut(w http.ResponseWriter, r *http.Request, e *entr
 	if errors.Is(parent.Err(), context.Canceled) {
 		return // the client is gone
 	}
-	b.tel.timedOut(e)
+	b.tel.timedOut(r.Context(), e)
 	b.cfg.errorHandler(w, r, gatewaykit.NewProblem(http.StatusGatewayTimeout, detailTimeout).
 		WithErr(&TimeoutError{Upstream: e.key, Timeout: b.cfg.timeout, Err: context.DeadlineExceeded}))
 }
@@ -160,7 +160,8 @@ func (b *Breaker) verdict(status int, err error, parent context.Context) error {
 	return nil
 }
 
-func (b *Breaker) rejectRequest(w http.ResponseWriter, r *http.Request, oe *OpenError) {
+func (b *Breaker) rejectRequest(w http.ResponseWriter, r *http.Request, e *entry, oe *OpenError) {
+	rejectedEvent(r.Context(), e, oe)
 	if b.cfg.fallback != nil {
 		b.cfg.fallback.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), rejectionKey{}, oe)))
 		return

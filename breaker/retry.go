@@ -168,6 +168,6 @@ func (b *Breaker) allowRetry(e *entry, ctx context.Context, k int) (time.Duratio
 		return 0, false
 	}
 	ok := e.budget.tryRetry(b.cfg.clock.Now().UnixNano(), b.cfg.retryRatio, b.cfg.retryFloor)
-	b.tel.retry(e, ok)
+	b.tel.retry(ctx, e, ok, k)
 	return d, ok
 }

@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const instrumentationName = "github.com/gatewaykit/gatewaykit/breaker"
@@ -123,12 +124,31 @@ func (t *telemetry) rejected(e *entry, s State) {
 	t.rejections.Add(context.Background(), 1, opts...)
 }
 
-func (t *telemetry) timedOut(e *entry) { t.timeouts.Add(context.Background(), 1, e.attrs.timeout...) }
+func (t *telemetry) timedOut(ctx context.Context, e *entry) {
+	t.timeouts.Add(ctx, 1, e.attrs.timeout...)
+	spanEvent(ctx, "gatewaykit.breaker.timeout", e)
+}
 
-func (t *telemetry) retry(e *entry, allowed bool) {
+func (t *telemetry) retry(ctx context.Context, e *entry, allowed bool, k int) {
 	if allowed {
-		t.retries.Add(context.Background(), 1, e.attrs.retried...)
+		t.retries.Add(ctx, 1, e.attrs.retried...)
+		spanEvent(ctx, "gatewaykit.breaker.retry", e, attribute.Int("retry", k))
 	} else {
-		t.retries.Add(context.Background(), 1, e.attrs.budgetExceeded...)
+		t.retries.Add(ctx, 1, e.attrs.budgetExceeded...)
+		spanEvent(ctx, "gatewaykit.breaker.retry_budget_exhausted", e)
 	}
+}
+
+// spanEvent adds an event to the request's span, if it is recording. Only off the happy path.
+func spanEvent(ctx context.Context, name string, e *entry, kv ...attribute.KeyValue) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.AddEvent(name, trace.WithAttributes(append([]attribute.KeyValue{e.attrs.upstream}, kv...)...))
+}
+
+// rejectedEvent records a rejection on the request's span.
+func rejectedEvent(ctx context.Context, e *entry, oe *OpenError) {
+	spanEvent(ctx, "gatewaykit.breaker.rejected", e, attribute.String("state", oe.State.String()))
 }

@@ -88,6 +88,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	for attempt := 0; ; attempt++ {
 		if oe := e.admit(b); oe != nil {
+			rejectedEvent(ctx, e, oe)
 			closeBody(req)
 			return fail(oe)
 		}
@@ -98,12 +99,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return struct{}{}, t.verdict(resp, rtErr, e, ctx, parent)
 		})
 		if isRejection(err) {
+			oe := e.rejected(b, err)
+			rejectedEvent(ctx, e, oe)
 			closeBody(req)
-			return fail(e.rejected(b, err))
+			return fail(oe)
 		}
 		if rtErr != nil {
 			if timedOut(ctx, parent) {
-				b.tel.timedOut(e)
+				b.tel.timedOut(ctx, e)
 				return fail(&TimeoutError{Upstream: e.key, Timeout: b.cfg.timeout, Err: rtErr})
 			}
 			if attempt < retries && connectionError(rtErr) {
@@ -150,7 +153,7 @@ func (t *transport) wait(ctx, parent context.Context, e *entry, d time.Duration,
 		_ = body.Close()
 	}
 	if timedOut(ctx, parent) {
-		t.b.tel.timedOut(e)
+		t.b.tel.timedOut(ctx, e)
 		return &TimeoutError{Upstream: e.key, Timeout: t.b.cfg.timeout, Err: ctx.Err()}
 	}
 	return ctx.Err()
