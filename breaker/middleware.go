@@ -51,7 +51,10 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 	}
 	retries := 0
 	var again func() (io.ReadCloser, error)
-	var saved http.Header
+	var saved http.Header // the response headers before next ran, when an attempt may be discarded
+	if b.cfg.timeout > 0 {
+		saved = w.Header().Clone()
+	}
 	if b.cfg.retries > 0 {
 		e.budget.request(b.cfg.clock.Now().UnixNano())
 		if idempotent(r) {
@@ -63,7 +66,10 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 				r.Body = first
 			}
 			if ag != nil {
-				retries, again, saved = b.cfg.retries, ag, w.Header().Clone()
+				retries, again = b.cfg.retries, ag
+				if saved == nil {
+					saved = w.Header().Clone()
+				}
 			}
 		}
 	}
@@ -87,15 +93,13 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 			panic(rw.panicked)
 		}
 		retryDelay, timedOut := rw.retryDelay, rw.timedOut
+		if retryDelay > 0 || timedOut {
+			restoreHeader(w.Header(), saved) // forget what the discarded attempt set
+		}
 		if retryDelay > 0 {
 			if !sleep(ctx, retryDelay) {
 				b.finishTimedOut(w, r, e, parent)
 				return
-			}
-			h := w.Header()
-			clear(h)
-			for k, v := range saved {
-				h[k] = v
 			}
 			body, err := again()
 			if err != nil {
@@ -112,6 +116,13 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 			b.finishTimedOut(w, r, e, parent)
 		}
 		return
+	}
+}
+
+func restoreHeader(h, saved http.Header) {
+	clear(h)
+	for k, v := range saved {
+		h[k] = v
 	}
 }
 

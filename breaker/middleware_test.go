@@ -439,3 +439,19 @@ func TestWrapDeadlineHeader(t *testing.T) {
 		t.Fatalf("deadline header %q, want 1..1000", got)
 	}
 }
+
+func TestWrapDiscardedAttemptHeadersDoNotLeak(t *testing.T) {
+	brk := mustNew(t, breaker.Timeout(50*time.Millisecond))
+	h := brk.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		w.Header().Set("Set-Cookie", "upstream=secret")
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	rec := httptest.NewRecorder()
+	rec.Header().Set("X-Request-ID", "abc") // set by an outer middleware: kept
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	checkProblem(t, rec, http.StatusGatewayTimeout)
+	if rec.Header().Get("Set-Cookie") != "" || rec.Header().Get("X-Request-ID") != "abc" {
+		t.Fatalf("headers %v", rec.Header())
+	}
+}
