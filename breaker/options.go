@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatewaykit/gatewaykit"
 	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Option configures New. Options are applied in order; the first error is returned by New.
@@ -298,22 +299,7 @@ func DeadlineHeader(name string) Option {
 	}
 }
 
-func validHeaderName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9':
-		case ch == '-', ch == '_', ch == '.', ch == '!', ch == '#', ch == '$', ch == '%', ch == '&',
-			ch == '\'', ch == '*', ch == '+', ch == '^', ch == '`', ch == '|', ch == '~':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validHeaderName(s string) bool { return len(s) <= 128 && httpguts.ValidHeaderFieldName(s) }
 
 // Retries enables up to n retries per request (default 0: no retries; n is 0..10). A request is
 // retried only when it is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any method with an
