@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatewaykit/gatewaykit/breaker"
+	"github.com/sony/gobreaker/v2"
 )
 
 // discardWriter is a reusable ResponseWriter, so that the benchmarks measure the middleware and
@@ -107,5 +108,14 @@ func BenchmarkTransport(b *testing.B) {
 func BenchmarkTimeNow(b *testing.B) {
 	for b.Loop() {
 		_ = time.Now()
+	}
+}
+
+// BenchmarkGobreaker is gobreaker's own Execute on a closed breaker (with the same rolling
+// window), the floor under both forms.
+func BenchmarkGobreaker(b *testing.B) {
+	cb := gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{Interval: 10 * time.Second, BucketPeriod: time.Second})
+	for b.Loop() {
+		_, _ = cb.Execute(func() (struct{}, error) { return struct{}{}, nil })
 	}
 }
