@@ -69,7 +69,7 @@ func New(opts ...Option) (*Breaker, error) {
 		openTimeout:   DefaultOpenTimeout,
 		probes:        DefaultHalfOpenProbes,
 		rampStep:      DefaultRampStep,
-		rampShares:    defaultRampShares,
+		rampShares:    defaultRampShares(),
 		maxUpstreams:  DefaultMaxUpstreams,
 		failure:       DefaultFailure,
 		retryBase:     DefaultRetryBase,

@@ -48,25 +48,24 @@ func DefaultFailure(status int, err error) bool {
 
 // Defaults of New.
 const (
-	DefaultFailures       = 5                // TripAfter count
-	DefaultWindow         = 10 * time.Second // TripAfter window
-	DefaultOpenTimeout    = 30 * time.Second
-	DefaultHalfOpenProbes = 1
-	DefaultRampStep       = 10 * time.Second
-	DefaultMaxUpstreams   = 1024
-	DefaultName           = "default"
-	DefaultRetryBase      = 25 * time.Millisecond
-	DefaultRetryMaxDelay  = 250 * time.Millisecond
-	DefaultRetryRatio     = 0.2
-	DefaultRetryFloor     = 10
-	DefaultMaxReplayBody  = 64 << 10
-	retryBudgetWindow     = 10 * time.Second
+	DefaultFailures       = 5                      // TripAfter count
+	DefaultWindow         = 10 * time.Second       // rolling window of the trip conditions
+	DefaultOpenTimeout    = 30 * time.Second       // OpenTimeout
+	DefaultHalfOpenProbes = 1                      // HalfOpenProbes
+	DefaultRampStep       = 10 * time.Second       // RecoveryRamp step (shares 0.1, 0.5)
+	DefaultMaxUpstreams   = 1024                   // MaxUpstreams
+	DefaultName           = "default"              // WithName: Wrap's key without WithKey
+	DefaultRetryBase      = 25 * time.Millisecond  // RetryBackoff base
+	DefaultRetryMaxDelay  = 250 * time.Millisecond // RetryBackoff max
+	DefaultRetryRatio     = 0.2                    // RetryBudget ratio
+	DefaultRetryFloor     = 10                     // RetryBudget floor per 10 s
+	DefaultMaxReplayBody  = 64 << 10               // MaxReplayBody, bytes
 	maxRetries            = 10
 )
 
-// DefaultRampShares are the admitted shares of the recovery ramp after the half-open probe
+// defaultRampShares are the admitted shares of the recovery ramp after the half-open probe
 // closed the breaker (10%, then 50%, then everything).
-var defaultRampShares = []float64{0.1, 0.5}
+func defaultRampShares() []float64 { return []float64{0.1, 0.5} }
 
 type config struct {
 	name         string
@@ -161,8 +160,9 @@ func OpenTimeout(d time.Duration) Option {
 	}
 }
 
-// HalfOpenProbes sets how many requests a half-open breaker admits at once, and how many of them
-// must succeed in a row to close it (default 1). n is 1..1000.
+// HalfOpenProbes sets how many probe requests a half-open breaker admits (in total, while it
+// stays half-open; the others are rejected with Retry-After 1s), all of which must succeed to
+// close it; one failure reopens it (default 1). n is 1..1000.
 func HalfOpenProbes(n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > 1000 {
