@@ -57,6 +57,7 @@ type Breaker struct {
 	mu        sync.Mutex // serializes inserts and evictions
 	entries   atomic.Pointer[map[string]*entry]
 	gen       atomic.Uint64 // incremented on every insert; approximates recency for eviction
+	lastSweep atomic.Int64  // clock UnixNano of the last idle sweep
 	closeOnce sync.Once
 }
 
@@ -71,6 +72,7 @@ func New(opts ...Option) (*Breaker, error) {
 		rampStep:      DefaultRampStep,
 		rampShares:    defaultRampShares(),
 		maxUpstreams:  DefaultMaxUpstreams,
+		idleTimeout:   DefaultIdleTimeout,
 		failure:       DefaultFailure,
 		retryBase:     DefaultRetryBase,
 		retryMax:      DefaultRetryMaxDelay,
@@ -106,6 +108,7 @@ func New(opts ...Option) (*Breaker, error) {
 	}
 	empty := map[string]*entry{}
 	b.entries.Store(&empty)
+	b.lastSweep.Store(c.clock.Now().UnixNano())
 	tel, err := newTelemetry(b)
 	if err != nil {
 		return nil, err
@@ -148,6 +151,9 @@ func (b *Breaker) entry(key string) *entry {
 		if g := b.gen.Load(); e.lastGen.Load() != g {
 			e.lastGen.Store(g)
 		}
+		if !e.used.Load() {
+			e.used.Store(true)
+		}
 		return e
 	}
 	return b.insert(key)
@@ -156,6 +162,7 @@ func (b *Breaker) entry(key string) *entry {
 func (b *Breaker) insert(key string) *entry {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.sweepLocked(b.cfg.clock.Now().UnixNano())
 	old := *b.entries.Load()
 	if e := old[key]; e != nil {
 		return e
@@ -175,6 +182,49 @@ func (b *Breaker) insert(key string) *entry {
 	m[key] = e
 	b.entries.Store(&m)
 	return e
+}
+
+// sweep drops idle breakers (see IdleTimeout) when a sweep is due. It runs on inserts and on
+// metric collection, so the package needs no goroutine of its own.
+func (b *Breaker) sweep(now int64) {
+	if b.cfg.idleTimeout <= 0 || now-b.lastSweep.Load() < int64(b.cfg.idleTimeout) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sweepLocked(now)
+}
+
+// sweepLocked removes the entries unused since the previous sweep (at least IdleTimeout ago),
+// except an open breaker still within its open timeout: forgetting it would let requests through.
+func (b *Breaker) sweepLocked(now int64) {
+	if b.cfg.idleTimeout <= 0 || now-b.lastSweep.Load() < int64(b.cfg.idleTimeout) {
+		return
+	}
+	b.lastSweep.Store(now)
+	old := *b.entries.Load()
+	var idle []string
+	for k, e := range old {
+		if e.used.Load() {
+			e.used.Store(false)
+			continue
+		}
+		if State(e.state.Load()) == Open && now < e.openedAt.Load()+int64(b.cfg.openTimeout) {
+			continue
+		}
+		idle = append(idle, k)
+	}
+	if len(idle) == 0 {
+		return
+	}
+	m := make(map[string]*entry, len(old))
+	for k, e := range old {
+		m[k] = e
+	}
+	for _, k := range idle {
+		delete(m, k)
+	}
+	b.entries.Store(&m)
 }
 
 // victim picks the entry idle the longest, preferring closed breakers so that an evicted key
@@ -207,6 +257,7 @@ type entry struct {
 	rampStart atomic.Int64 // clock UnixNano when the ramp started; 0 when not recovering
 	rampSeq   atomic.Uint64
 	lastGen   atomic.Uint64
+	used      atomic.Bool // set by requests, cleared by sweeps
 	budget    budget
 	attrs     entryAttrs
 }
@@ -214,6 +265,7 @@ type entry struct {
 func newEntry(b *Breaker, key string, gen uint64) *entry {
 	e := &entry{key: key, attrs: newEntryAttrs(key)}
 	e.lastGen.Store(gen)
+	e.used.Store(true)
 	c := &b.cfg
 	st := gobreaker.Settings{
 		Name:         key,

@@ -35,6 +35,7 @@ func TestNewValidation(t *testing.T) {
 		{"ramp no shares", breaker.RecoveryRamp(time.Second), "shares"},
 		{"ramp off with shares", breaker.RecoveryRamp(0, 0.5), "no shares"},
 		{"max upstreams", breaker.MaxUpstreams(0), "max upstreams"},
+		{"idle timeout", breaker.IdleTimeout(-1), "idle timeout"},
 		{"name", breaker.WithName(""), "name"},
 		{"key", breaker.WithKey(nil), "key function"},
 		{"failure", breaker.WithFailure(nil), "failure function"},
@@ -221,5 +222,31 @@ func TestSpanEvents(t *testing.T) {
 	ev := spans[1].Events()[0]
 	if ev.Name != "gatewaykit.breaker.rejected" || len(ev.Attributes) != 2 || ev.Attributes[1].Value.AsString() != "open" {
 		t.Fatalf("event %+v", ev)
+	}
+}
+
+func TestIdleBreakersAreDropped(t *testing.T) {
+	clk := newFakeClock()
+	brk := mustNew(t, breaker.IdleTimeout(time.Minute), breaker.WithClock(clk), breaker.TripAfter(1, time.Minute),
+		breaker.OpenTimeout(time.Hour), breaker.WithKey(func(r *http.Request) string { return r.URL.Path }))
+	h := brk.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bad" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	hit := func(path string) { serve(h, httptest.NewRequest(http.MethodGet, path, nil)) }
+	hit("/a")
+	hit("/b")
+	hit("/bad")
+	clk.Advance(61 * time.Second)
+	hit("/c") // first sweep: marks everything as unused since now
+	hit("/b")
+	clk.Advance(61 * time.Second)
+	hit("/d") // second sweep: /a was not used for a whole interval; /bad is open, so kept
+	if n := brk.Len(); n != 4 {
+		t.Fatalf("%d breakers kept, want 4 (/b, /bad, /c, /d)", n)
+	}
+	if brk.State("/bad") != breaker.Open {
+		t.Fatal("an idle open breaker was dropped")
 	}
 }

@@ -5,10 +5,11 @@
 // # Breakers
 //
 // A Breaker is a set of breakers keyed by upstream, created on first use and bounded in number
-// (MaxUpstreams; the breaker idle the longest is evicted, closed ones first). Transport keys by the
-// request URL's host:port, so one Transport inside a reverse proxy keeps one breaker per instance;
-// Wrap uses one breaker (WithName) unless WithKey says otherwise. Keys are metric attributes: keep
-// them to a set the gateway controls.
+// (MaxUpstreams; the breaker idle the longest is evicted, closed ones first; IdleTimeout drops
+// breakers unused for 10 minutes). Transport keys by the request URL's host:port, so one
+// Transport inside a reverse proxy keeps one breaker per instance; Wrap uses one breaker
+// (WithName) unless WithKey says otherwise. Keys are metric attributes: keep them to a set the
+// gateway controls.
 //
 // Each breaker counts the outcomes of attempts over a rolling window (ten buckets) and opens on
 // TripAfter (n consecutive failures) or TripRatio (a failure share over at least N completed

@@ -54,6 +54,7 @@ const (
 	DefaultHalfOpenProbes = 1                      // HalfOpenProbes
 	DefaultRampStep       = 10 * time.Second       // RecoveryRamp step (shares 0.1, 0.5)
 	DefaultMaxUpstreams   = 1024                   // MaxUpstreams
+	DefaultIdleTimeout    = 10 * time.Minute       // IdleTimeout
 	DefaultName           = "default"              // WithName: Wrap's key without WithKey
 	DefaultRetryBase      = 25 * time.Millisecond  // RetryBackoff base
 	DefaultRetryMaxDelay  = 250 * time.Millisecond // RetryBackoff max
@@ -80,6 +81,7 @@ type config struct {
 	rampStep     time.Duration
 	rampShares   []float64
 	maxUpstreams int
+	idleTimeout  time.Duration
 	failure      FailureFunc
 
 	timeout        time.Duration
@@ -215,6 +217,21 @@ func MaxUpstreams(n int) Option {
 			return fmt.Errorf("breaker: max upstreams %d out of range 1..1000000", n)
 		}
 		c.maxUpstreams = n
+		return nil
+	}
+}
+
+// IdleTimeout drops the breaker of a key unused for at least d (and at most 2d), so that
+// upstreams that went away (instances removed from discovery) leave the set and the state gauge
+// (default 10 minutes; 0 keeps breakers until MaxUpstreams evicts them; at most 24h). An open
+// breaker is kept until its open timeout passed. Idle breakers are dropped while the set is
+// used (a new key, a metric collection), on the injectable clock.
+func IdleTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 || d > 24*time.Hour {
+			return fmt.Errorf("breaker: idle timeout %v out of range [0, 24h]", d)
+		}
+		c.idleTimeout = d
 		return nil
 	}
 }

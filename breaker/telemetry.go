@@ -89,6 +89,7 @@ func (t *telemetry) close() error { return t.reg.Unregister() }
 // (never calling into gobreaker), reporting an open breaker whose timeout passed as half-open.
 func (t *telemetry) observe(_ context.Context, o metric.Observer) error {
 	now := t.b.cfg.clock.Now().UnixNano()
+	t.b.sweep(now)
 	for _, e := range *t.b.entries.Load() {
 		s := State(e.state.Load())
 		if s == Open && now >= e.openedAt.Load()+int64(t.b.cfg.openTimeout) {
