@@ -3,6 +3,8 @@ package guard
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/gatewaykit/gatewaykit"
 	"go.opentelemetry.io/otel"
@@ -58,6 +60,14 @@ type config struct {
 
 	// limits
 	maxBody, maxHeaderBytes, maxURL, maxHeaders int64
+
+	// concurrency
+	perKeyMax  int
+	keyFunc    func(*http.Request) string
+	queue      int
+	queueSet   bool
+	maxWait    time.Duration
+	retryAfter time.Duration
 }
 
 // applies returns an error when the option named name is used with a constructor it does not
