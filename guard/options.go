@@ -68,6 +68,15 @@ type config struct {
 	queueSet   bool
 	maxWait    time.Duration
 	retryAfter time.Duration
+
+	// security headers
+	headers []headerValue // in option order; later entries win
+	hsts    *string
+
+	// cors
+	methods, allowHeaders, expose []string
+	credentials                   bool
+	maxAge                        *time.Duration
 }
 
 // applies returns an error when the option named name is used with a constructor it does not
