@@ -105,8 +105,8 @@ func MaxAge(d time.Duration) Option {
 // CORS answers cross-origin preflights and marks allowed cross-origin responses. See NewCORS.
 // It is immutable and safe for concurrent use.
 type CORS struct {
-	any         bool // the "*" origin
-	origins     map[string]bool
+	any         bool                // the "*" origin
+	origins     map[string][]string // allowed origin -> pre-built Access-Control-Allow-Origin value
 	methods     []string
 	headers     []string // lowercase
 	anyHeader   bool
@@ -146,7 +146,7 @@ func NewCORS(origins []string, opts ...Option) (*CORS, error) {
 	if len(origins) == 0 {
 		return nil, errors.New("guard: NewCORS: no origins")
 	}
-	s := &CORS{origins: make(map[string]bool, len(origins)), credentials: c.credentials, onErr: c.onErr,
+	s := &CORS{origins: make(map[string][]string, len(origins)), credentials: c.credentials, onErr: c.onErr,
 		rOrigin: newReason("cors", "origin"), rMethod: newReason("cors", "method"), rHeader: newReason("cors", "header")}
 	for _, o := range origins {
 		if o == "*" {
@@ -157,7 +157,7 @@ func NewCORS(origins []string, opts ...Option) (*CORS, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.origins[norm] = true
+		s.origins[norm] = []string{norm}
 	}
 	if s.any && len(s.origins) > 0 {
 		return nil, errors.New(`guard: NewCORS: "*" must be the only origin`)
@@ -215,15 +215,15 @@ func parseOrigin(o string) (string, error) {
 }
 
 func (s *CORS) allowed(origin string) bool {
-	return s.any || s.origins[origin]
+	return s.any || s.origins[origin] != nil
 }
 
 // Wrap returns next behind the CORS policy.
 func (s *CORS) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header.Get("Origin")
+		origin := first1(r.Header["Origin"])
 		h := w.Header()
-		if r.Method == http.MethodOptions && origin != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+		if r.Method == http.MethodOptions && origin != "" && first1(r.Header["Access-Control-Request-Method"]) != "" {
 			s.preflight(w, r, h, origin)
 			return
 		}
@@ -244,7 +244,7 @@ func (s *CORS) allowOrigin(h http.Header, origin string) {
 	if s.any {
 		h["Access-Control-Allow-Origin"] = s.vStar
 	} else {
-		h.Set("Access-Control-Allow-Origin", origin)
+		h["Access-Control-Allow-Origin"] = s.origins[origin]
 	}
 	if s.credentials {
 		h["Access-Control-Allow-Credentials"] = s.vTrue
@@ -306,4 +306,12 @@ func addVary(h http.Header, v []string) {
 		return
 	}
 	h["Vary"] = v
+}
+
+// first1 returns the first value of a header, read without canonicalizing the name.
+func first1(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
