@@ -149,3 +149,45 @@ func TestCORSConstruction(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCORSPreflight: whatever a browser (or attacker) sends, the guard never panics, a 204 only
+// ever goes to a listed origin, and nothing but a preflight is answered without the handler.
+func FuzzCORSPreflight(f *testing.F) {
+	f.Add("OPTIONS", "https://shop.example.com", "PUT", "authorization, x-request-id")
+	f.Add("OPTIONS", "https://evil.example", "GET", "")
+	f.Add("OPTIONS", "null", "DELETE", ",,, ,")
+	f.Add("GET", "https://shop.example.com", "", "")
+	f.Add("OPTIONS", "https://SHOP.example.com", "get", "Content-Type,\tAuthorization")
+	c := must(guard.NewCORS([]string{"https://shop.example.com"}, guard.AllowMethods("GET", "PUT"),
+		guard.AllowHeaders("Authorization", "X-Request-ID")))
+	f.Fuzz(func(t *testing.T, method, origin, reqMethod, reqHeaders string) {
+		if validHeaderToken(method) != nil {
+			return
+		}
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Method = method
+		req.Header["Origin"] = []string{origin}
+		req.Header["Access-Control-Request-Method"] = []string{reqMethod}
+		req.Header["Access-Control-Request-Headers"] = []string{reqHeaders}
+		reached := false
+		rec := httptest.NewRecorder()
+		c.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true })).ServeHTTP(rec, req)
+		preflight := method == "OPTIONS" && origin != "" && reqMethod != ""
+		if reached == preflight {
+			t.Fatalf("preflight=%v but handler reached=%v", preflight, reached)
+		}
+		if rec.Code == 204 && origin != "https://shop.example.com" {
+			t.Fatalf("204 for origin %q", origin)
+		}
+		if acao := rec.Header().Get("Access-Control-Allow-Origin"); acao != "" && acao != "https://shop.example.com" {
+			t.Fatalf("Allow-Origin %q", acao)
+		}
+	})
+}
+
+func validHeaderToken(s string) error {
+	if s == "" || strings.ContainsAny(s, " \t\r\n\x00") {
+		return http.ErrNotSupported
+	}
+	return nil
+}

@@ -10,10 +10,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatewaykit/gatewaykit"
 	"github.com/gatewaykit/gatewaykit/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -456,4 +459,54 @@ func metricNames(rm metricdata.ResourceMetrics) []string {
 
 func metricAttr(k, v string) metric.AddOption {
 	return metric.WithAttributes(attribute.String(k, v))
+}
+
+// TestSetupBatchExporterShutdown: the batching processor's goroutine stops on Shutdown (goleak
+// checks in TestMain) after flushing what it holds.
+func TestSetupBatchExporterShutdown(t *testing.T) {
+	exp := &countingExporter{}
+	sdk, err := telemetry.Setup(telemetry.NoGlobals(), telemetry.WithSpanExporter(exp),
+		telemetry.WithSampler(sdktrace.AlwaysSample()), telemetry.WithRegistry(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := sdk.TracerProvider.Tracer("test").Start(context.Background(), "work")
+	span.End()
+	if err := sdk.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := exp.n.Load(); n != 1 {
+		t.Fatalf("%d spans flushed, want 1", n)
+	}
+}
+
+// countingExporter counts exported spans (tracetest.InMemoryExporter forgets them on Shutdown).
+type countingExporter struct{ n atomic.Int64 }
+
+func (c *countingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	c.n.Add(int64(len(spans)))
+	return nil
+}
+
+func (c *countingExporter) Shutdown(context.Context) error { return nil }
+
+// TestSetupGlobals: by default Setup installs its providers and propagator as the OTel globals.
+func TestSetupGlobals(t *testing.T) {
+	prevTP, prevMP, prevProp := otel.GetTracerProvider(), otel.GetMeterProvider(), otel.GetTextMapPropagator()
+	defer func() {
+		otel.SetTracerProvider(prevTP)
+		otel.SetMeterProvider(prevMP)
+		otel.SetTextMapPropagator(prevProp)
+	}()
+	sdk, err := telemetry.Setup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sdk.Shutdown(context.Background()) }()
+	if otel.GetTracerProvider() != trace.TracerProvider(sdk.TracerProvider) || otel.GetMeterProvider() != metric.MeterProvider(sdk.MeterProvider) {
+		t.Fatal("providers not installed")
+	}
+	if f := otel.GetTextMapPropagator().Fields(); len(f) < 2 {
+		t.Fatalf("propagator fields %v", f)
+	}
 }
