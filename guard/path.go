@@ -142,9 +142,13 @@ func (p *PathSafety) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw := requestPath(r.RequestURI)
 		found, fix := scanPath(raw)
-		if esc := r.URL.EscapedPath(); esc != raw {
-			f2, fix2 := scanPath(esc)
-			found, fix = found|f2, fix|fix2
+		if u := r.URL; u.RawPath != "" || u.Path != raw {
+			// When an earlier handler changed the URL, or the request has no RequestURI, check
+			// the path everything after us will use too.
+			if esc := u.EscapedPath(); esc != raw {
+				f2, fix2 := scanPath(esc)
+				found, fix = found|f2, fix|fix2
+			}
 		}
 		if bad := found & (p.check | malformed); bad != 0 {
 			p.onErr(w, r, first(bad))

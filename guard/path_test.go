@@ -260,3 +260,15 @@ func FuzzPathSafety(f *testing.F) {
 		}
 	})
 }
+
+func TestPathSafetyStaleRawPath(t *testing.T) {
+	// A handler before the guard set Path but left the parsed RawPath behind.
+	ps := must(guard.NewPathSafety())
+	req := httptest.NewRequest("GET", "/%7Eu", nil) // RawPath "/%7Eu", a clean path
+	req.URL.Path = "/x/../admin"
+	rec := httptest.NewRecorder()
+	ps.Wrap(okHandler).ServeHTTP(rec, req)
+	if rec.Code != 400 {
+		t.Fatalf("status %d, want 400", rec.Code)
+	}
+}
