@@ -22,19 +22,23 @@ import (
 //
 // A ClientIPResolver is immutable and safe for concurrent use.
 type ClientIPResolver struct {
-	trusted []netip.Prefix
+	trusted PrefixSet
 	maxHops int
 }
 
 // DefaultMaxForwardedHops bounds how many X-Forwarded-For entries a resolver examines.
 const DefaultMaxForwardedHops = 32
 
-// NewClientIPResolver returns a resolver that trusts forwarding headers set by peers in the given
-// CIDR prefixes ("10.0.0.0/8", "::1/128") or single addresses ("192.0.2.7"). It returns an error
-// naming the first entry that does not parse.
-func NewClientIPResolver(trustedProxies ...string) (*ClientIPResolver, error) {
-	r := &ClientIPResolver{maxHops: DefaultMaxForwardedHops}
-	for _, s := range trustedProxies {
+// PrefixSet is an immutable list of IP prefixes (CIDR blocks), as used for trusted proxies and IP
+// allow/deny lists. The zero value (and nil) contains nothing. Safe for concurrent use.
+type PrefixSet []netip.Prefix
+
+// ParsePrefixSet parses CIDR prefixes ("10.0.0.0/8", "2001:db8::/32") and single addresses
+// ("192.0.2.7", a /32 or /128). IPv4-mapped IPv6 prefixes are stored as IPv4. It returns an error
+// naming the first entry that is not a prefix or address, or that carries an IPv6 zone.
+func ParsePrefixSet(entries ...string) (PrefixSet, error) {
+	set := make(PrefixSet, 0, len(entries))
+	for _, s := range entries {
 		s = strings.TrimSpace(s)
 		var p netip.Prefix
 		var err error
@@ -44,36 +48,50 @@ func NewClientIPResolver(trustedProxies ...string) (*ClientIPResolver, error) {
 			var a netip.Addr
 			a, err = netip.ParseAddr(s)
 			if err == nil && a.Zone() != "" {
-				return nil, fmt.Errorf("gatewaykit: trusted proxy %q: zones are not allowed", s)
+				return nil, fmt.Errorf("gatewaykit: %q: zones are not allowed in IP prefixes", s)
 			}
 			if err == nil {
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("gatewaykit: trusted proxy %q: not a CIDR prefix or IP address", s)
+			return nil, fmt.Errorf("gatewaykit: %q is not a CIDR prefix or IP address", s)
 		}
 		p = p.Masked()
 		if p.Addr().Is4In6() && p.Bits() >= 96 {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
-		r.trusted = append(r.trusted, p)
+		set = append(set, p)
 	}
-	return r, nil
+	return set, nil
 }
 
-// Trusted reports whether addr belongs to a trusted proxy. A nil resolver trusts nobody.
-func (c *ClientIPResolver) Trusted(addr netip.Addr) bool {
-	if c == nil {
-		return false
-	}
+// Contains reports whether addr (zone ignored, IPv4-mapped IPv6 unmapped) is in the set. It scans
+// linearly: fast for the tens of entries such lists usually hold.
+func (s PrefixSet) Contains(addr netip.Addr) bool {
 	addr = addr.Unmap().WithZone("")
-	for _, p := range c.trusted {
+	for _, p := range s {
 		if p.Contains(addr) {
 			return true
 		}
 	}
 	return false
+}
+
+// NewClientIPResolver returns a resolver that trusts forwarding headers set by peers in the given
+// CIDR prefixes ("10.0.0.0/8", "::1/128") or single addresses ("192.0.2.7"), parsed as by
+// ParsePrefixSet. It returns an error naming the first entry that does not parse.
+func NewClientIPResolver(trustedProxies ...string) (*ClientIPResolver, error) {
+	set, err := ParsePrefixSet(trustedProxies...)
+	if err != nil {
+		return nil, fmt.Errorf("%w (trusted proxy)", err)
+	}
+	return &ClientIPResolver{trusted: set, maxHops: DefaultMaxForwardedHops}, nil
+}
+
+// Trusted reports whether addr belongs to a trusted proxy. A nil resolver trusts nobody.
+func (c *ClientIPResolver) Trusted(addr netip.Addr) bool {
+	return c != nil && c.trusted.Contains(addr)
 }
 
 // ClientIP returns the client's address for r, as described on ClientIPResolver. It returns the

@@ -146,3 +146,25 @@ func FuzzClientIP(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePrefixSet(t *testing.T) {
+	set, err := gatewaykit.ParsePrefixSet("10.0.0.0/8", "2001:db8::/32", "192.0.2.7", "::ffff:198.51.100.0/120")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{
+		"10.9.8.7": true, "11.0.0.1": false, "2001:db8::1": true, "2001:db9::1": false, "192.0.2.7": true,
+		"192.0.2.8": false, "198.51.100.9": true, "::ffff:10.1.1.1": true, "fe80::1%eth0": false,
+	} {
+		if got := set.Contains(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Contains(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	var empty gatewaykit.PrefixSet
+	if empty.Contains(netip.MustParseAddr("10.0.0.1")) {
+		t.Fatal("empty set contains an address")
+	}
+	if _, err := gatewaykit.ParsePrefixSet("10.0.0.0/8", "nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("error does not name the bad entry: %v", err)
+	}
+}

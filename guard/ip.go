@@ -37,7 +37,7 @@ func DenyCIDRs(cidrs ...string) Option {
 // IPFilter admits or rejects requests by client address. See NewIPFilter. An IPFilter is
 // immutable and safe for concurrent use.
 type IPFilter struct {
-	allow, deny *gatewaykit.ClientIPResolver // used as CIDR sets: Trusted is membership
+	allow, deny gatewaykit.PrefixSet
 	ips         *gatewaykit.ClientIPResolver
 	onErr       gatewaykit.ErrorHandler
 	m           rejections
@@ -77,13 +77,12 @@ func NewIPFilter(opts ...Option) (*IPFilter, error) {
 	return f, nil
 }
 
-// prefixSet reuses the root's prefix parsing and matching (the semantics of trusted proxies are
-// exactly those of a CIDR list): an empty list is nil.
-func prefixSet(opt string, ss []string) (*gatewaykit.ClientIPResolver, error) {
+// prefixSet parses a list with the root's parser: an empty list is nil.
+func prefixSet(opt string, ss []string) (gatewaykit.PrefixSet, error) {
 	if len(ss) == 0 {
 		return nil, nil
 	}
-	set, err := gatewaykit.NewClientIPResolver(ss...)
+	set, err := gatewaykit.ParsePrefixSet(ss...)
 	if err != nil {
 		return nil, fmt.Errorf("guard: %s: %w", opt, err)
 	}
@@ -100,10 +99,10 @@ func (f *IPFilter) decide(addr netip.Addr) (bool, reason) {
 	if !addr.IsValid() {
 		return false, f.rUnknown
 	}
-	if f.deny.Trusted(addr) {
+	if f.deny.Contains(addr) {
 		return false, f.rDeny
 	}
-	if f.allow == nil || f.allow.Trusted(addr) {
+	if f.allow == nil || f.allow.Contains(addr) {
 		return true, nil
 	}
 	return false, f.rNotAllowed
