@@ -1,7 +1,6 @@
 package transcode
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -229,7 +228,7 @@ type bodyDecoder struct {
 // decode unmarshals body into m whole (field nil) or into the top-level field. An empty body leaves
 // m unchanged.
 func (d bodyDecoder) decode(body []byte, m protoreflect.Message, field protoreflect.FieldDescriptor) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	if jsonBlank(body) {
 		return nil
 	}
 	switch {
@@ -252,9 +251,24 @@ func (d bodyDecoder) decode(body []byte, m protoreflect.Message, field protorefl
 		if err := d.opts.Unmarshal(wrapped, tmp.Interface()); err != nil {
 			return d.classify(wrapped, tmp.Interface(), err)
 		}
-		m.Set(field, tmp.Get(field))
+		if tmp.Has(field) { // an unset list or map is an empty read-only value: Set would panic
+			m.Set(field, tmp.Get(field))
+		} else {
+			m.Clear(field)
+		}
 		return nil
 	}
+}
+
+// jsonBlank reports whether b is empty or only JSON whitespace (not every Unicode space: "\f" is
+// malformed JSON, not an empty body).
+func jsonBlank(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // classify turns a protojson error into a client-safe one, telling unknown fields apart.

@@ -130,12 +130,12 @@ func (t *Transcoder) buildRoutes(d *dynamic, files *protoregistry.Files, target 
 					}
 					rt, err := newRoute(m, b, cc)
 					if err != nil {
-						errs = append(errs, fmt.Errorf("transcode: %s (%s): %w", m.FullName(), fd.Path(), err))
+						errs = append(errs, fmt.Errorf("transcode: %s: %s: %w", position(m), m.FullName(), err))
 						continue
 					}
 					key := rt.httpMethod + " " + rt.tmpl.String()
 					if other, dup := seen[key]; dup {
-						errs = append(errs, fmt.Errorf("transcode: %s and %s both bind %s", other, m.FullName(), key))
+						errs = append(errs, fmt.Errorf("transcode: %s: %s and %s both bind %s", position(m), other, m.FullName(), key))
 						continue
 					}
 					seen[key] = string(m.FullName())
@@ -160,6 +160,15 @@ func (t *Transcoder) buildRoutes(d *dynamic, files *protoregistry.Files, target 
 		sort.SliceStable(rs, func(i, j int) bool { return rs[i].tmpl.less(rs[j].tmpl) })
 	}
 	return nil
+}
+
+// position is "file.proto:line" of a method when the source kept locations, else the file.
+func position(m protoreflect.MethodDescriptor) string {
+	f := m.ParentFile()
+	if loc := f.SourceLocations().ByDescriptor(m); loc.StartLine > 0 || loc.StartColumn > 0 || loc.EndLine > 0 {
+		return fmt.Sprintf("%s:%d", f.Path(), loc.StartLine+1)
+	}
+	return f.Path()
 }
 
 func newRoute(m protoreflect.MethodDescriptor, rule *annotations.HttpRule, cc *grpc.ClientConn) (*route, error) {
@@ -413,7 +422,9 @@ func (d *dynamic) marshalResponse(rt *route, m protoreflect.Message) ([]byte, er
 	}
 	// A repeated, map or scalar field: marshal a message holding only it and take its value.
 	tmp := m.Type().New()
-	tmp.Set(f, m.Get(f))
+	if m.Has(f) { // an unset list or map is an empty read-only value: Set would panic
+		tmp.Set(f, m.Get(f))
+	}
 	opts := d.marshal
 	opts.EmitUnpopulated = true
 	b, err := opts.Marshal(tmp.Interface())

@@ -42,7 +42,7 @@ func ProtoFS(fsys fs.FS, files ...string) Source {
 		if fsys == nil || len(files) == 0 {
 			return nil, errors.New("no .proto files given")
 		}
-		c := protocompile.Compiler{Resolver: protocompile.CompositeResolver{
+		c := protocompile.Compiler{SourceInfoMode: protocompile.SourceInfoStandard, Resolver: protocompile.CompositeResolver{
 			&protocompile.SourceResolver{Accessor: func(path string) (io.ReadCloser, error) { return fsys.Open(path) }},
 			protocompile.ResolverFunc(googleAPIs),
 			protocompile.WithStandardImports(protocompile.ResolverFunc(func(string) (protocompile.SearchResult, error) {

@@ -299,7 +299,8 @@ func (t *template) match(path string) (vals []string, ok bool, err error) {
 	}
 	path = path[1:]
 	if t.verb != "" {
-		// The verb is matched decoded, so "%3A" and ":" both separate it.
+		// Only a literal ':' separates the verb; "%3A" is part of the segment. The verb itself is
+		// compared decoded.
 		i := strings.LastIndexByte(path, ':')
 		last := strings.LastIndexByte(path, '/')
 		if i < 0 || i < last || i == last+1 {
