@@ -147,6 +147,7 @@ func (t *Transcoder) muxOptions() []runtime.ServeMuxOption {
 		runtime.WithOutgoingTrailerMatcher(allowMatcher(c.respTrailers)),
 		runtime.WithMetadata(func(ctx context.Context, _ *http.Request) metadata.MD { return stateFrom(ctx).md }),
 		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		runtime.WithErrorHandler(t.staticError),
 		runtime.WithStreamErrorHandler(func(ctx context.Context, err error) *status.Status {
 			s := status.Convert(err)
