@@ -151,10 +151,12 @@ func TestBindingsVerbsAndResponseBody(t *testing.T) {
 		if err := protojson.Unmarshal(w.Body.Bytes(), &item); err != nil || item.GetName() != "n1" || item.GetStock() != -1 {
 			t.Fatalf("patch: %d %s", w.Code, w.Body)
 		}
-		// custom HTTP method
-		w = do(h, "PURGE", "/v1/echo/p", "")
-		if resp := echoResponse(t, w); resp.GetIndex() != 99 || resp.GetRequest().GetId() != "p" {
-			t.Fatalf("purge: %v", resp)
+		// custom HTTP method, and DELETE
+		for _, method := range []string{"PURGE", "DELETE"} {
+			w = do(h, method, "/v1/echo/p?count=2", "")
+			if resp := echoResponse(t, w); resp.GetIndex() != 99 || resp.GetRequest().GetId() != "p" || resp.GetRequest().GetCount() != 2 {
+				t.Fatalf("%s: %v", method, resp)
+			}
 		}
 	})
 }
@@ -365,9 +367,9 @@ func TestRouting(t *testing.T) {
 	forEachMode(t, func(t *testing.T, build func(...transcode.Option) http.Handler) {
 		tr := build().(*transcode.Transcoder)
 		problemOf(t, do(tr, "GET", "/v2/nothing", ""), 404)
-		w := do(tr, "DELETE", "/v1/echo/x", "")
+		w := do(tr, "PATCH", "/v1/echo/x", "")
 		problemOf(t, w, 405)
-		if a := w.Header().Get("Allow"); a != "" && a != "GET, POST, PURGE" { // grpc-gateway does not say
+		if a := w.Header().Get("Allow"); a != "" && a != "DELETE, GET, POST, PURGE" { // grpc-gateway does not say
 			t.Fatalf("Allow %q", a)
 		}
 		next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })

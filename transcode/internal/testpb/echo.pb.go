@@ -551,15 +551,15 @@ const file_echo_proto_rawDesc = "" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x1b\n" +
 	"\tfail_code\x18\x02 \x01(\x05R\bfailCode\x12\x1f\n" +
 	"\vinterval_ms\x18\x03 \x01(\x03R\n" +
-	"intervalMs2\xe6\x05\n" +
+	"intervalMs2\xf7\x05\n" +
 	"\vEchoService\x12\xac\x01\n" +
 	"\x04Echo\x12\x1f.gatewaykit.test.v1.EchoRequest\x1a .gatewaykit.test.v1.EchoResponse\"a\x82\xd3\xe4\x93\x02[Z\x12:\x01*\"\r/v1/echo/{id}Z6:\x04tags\x1a./v1/shelves/{shelf}/echo/{label.value=books/*}\x12\r/v1/echo/{id}\x12^\n" +
 	"\x04Fail\x12\x1f.gatewaykit.test.v1.FailRequest\x1a .gatewaykit.test.v1.EchoResponse\"\x13\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/fail\x12{\n" +
 	"\x06Lookup\x12!.gatewaykit.test.v1.LookupRequest\x1a\x18.gatewaykit.test.v1.Item\"4\x82\xd3\xe4\x93\x02.b\x06labels\x12$/v1/{name=shelves/*/items/**}:lookup\x12r\n" +
 	"\n" +
 	"CreateItem\x12%.gatewaykit.test.v1.CreateItemRequest\x1a\x18.gatewaykit.test.v1.Item\"#\x82\xd3\xe4\x93\x02\x1d:\x04item2\x15/v1/items/{item.name}\x12k\n" +
-	"\x06Stream\x12!.gatewaykit.test.v1.StreamRequest\x1a .gatewaykit.test.v1.EchoResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/stream/{count}0\x01\x12j\n" +
-	"\x05Purge\x12\x1f.gatewaykit.test.v1.EchoRequest\x1a .gatewaykit.test.v1.EchoResponse\"\x1e\x82\xd3\xe4\x93\x02\x18B\x16\n" +
+	"\x06Stream\x12!.gatewaykit.test.v1.StreamRequest\x1a .gatewaykit.test.v1.EchoResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/stream/{count}0\x01\x12{\n" +
+	"\x05Purge\x12\x1f.gatewaykit.test.v1.EchoRequest\x1a .gatewaykit.test.v1.EchoResponse\"/\x82\xd3\xe4\x93\x02)Z\x0f*\r/v1/echo/{id}B\x16\n" +
 	"\x05PURGE\x12\r/v1/echo/{id}BCZAgithub.com/gatewaykit/gatewaykit/transcode/internal/testpb;testpbb\x06proto3"
 
 var (

@@ -43,7 +43,7 @@ type EchoServiceClient interface {
 	CreateItem(ctx context.Context, in *CreateItemRequest, opts ...grpc.CallOption) (*Item, error)
 	// Stream sends count responses, then fails with fail_code when it is not 0.
 	Stream(ctx context.Context, in *StreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EchoResponse], error)
-	// Purge is a custom HTTP method.
+	// Purge is a custom HTTP method, also bound to DELETE.
 	Purge(ctx context.Context, in *EchoRequest, opts ...grpc.CallOption) (*EchoResponse, error)
 }
 
@@ -140,7 +140,7 @@ type EchoServiceServer interface {
 	CreateItem(context.Context, *CreateItemRequest) (*Item, error)
 	// Stream sends count responses, then fails with fail_code when it is not 0.
 	Stream(*StreamRequest, grpc.ServerStreamingServer[EchoResponse]) error
-	// Purge is a custom HTTP method.
+	// Purge is a custom HTTP method, also bound to DELETE.
 	Purge(context.Context, *EchoRequest) (*EchoResponse, error)
 	mustEmbedUnimplementedEchoServiceServer()
 }
