@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/gatewaykit/gatewaykit/transcode"
+	"github.com/gatewaykit/gatewaykit/transcode/grpcresolver"
 	"github.com/gatewaykit/gatewaykit/transcode/internal/testpb"
 )
 
@@ -194,5 +195,37 @@ func TestSharedConnection(t *testing.T) {
 	// The caller's connection stays open.
 	if _, err := testpb.NewEchoServiceClient(cc).Echo(context.Background(), &testpb.EchoRequest{Id: "still"}); err != nil {
 		t.Fatalf("caller's connection closed: %v", err)
+	}
+}
+
+// A target resolved through grpcresolver (the adapter a discovery-backed gateway uses): the
+// Transcoder only sees WithDialOptions.
+func TestResolvedTarget(t *testing.T) {
+	addr := startBackend(t)
+	b, err := grpcresolver.New("gk", func(_ context.Context, service string) ([]string, error) {
+		if service != "echo" {
+			return nil, errors.New("unknown service")
+		}
+		return []string{addr}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			var tr *transcode.Transcoder
+			var err error
+			opt := transcode.WithDialOptions(grpc.WithResolvers(b))
+			if m.name == "static" {
+				tr, err = transcode.New(insecureDial, opt, transcode.Register("gk:///echo", testpb.RegisterEchoServiceHandler))
+			} else {
+				tr, err = transcode.NewDynamic("gk:///echo", transcode.ProtoFiles("internal/testpb", "echo.proto"), insecureDial, opt)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			echoResponse(t, do(tr, "GET", "/v1/echo/r", ""))
+		})
 	}
 }
