@@ -260,8 +260,12 @@ func validMethodToken(s string) bool {
 // find returns the route for the request; allowed lists the methods that match the path when the
 // method does not.
 func (d *dynamic) find(method, path string) (rt *route, vals []string, allowed []string, err error) {
+	parts, ok := splitPath(path)
+	if !ok {
+		return nil, nil, nil, nil
+	}
 	for _, r := range d.routes[method] {
-		vals, ok, err := r.tmpl.match(path)
+		vals, ok, err := r.tmpl.matchParts(parts)
 		if ok {
 			return r, vals, nil, err
 		}
@@ -271,7 +275,7 @@ func (d *dynamic) find(method, path string) (rt *route, vals []string, allowed [
 			continue
 		}
 		for _, r := range rs {
-			if _, ok, _ := r.tmpl.match(path); ok {
+			if _, ok, _ := r.tmpl.matchParts(parts); ok {
 				allowed = append(allowed, m)
 				break
 			}
