@@ -292,8 +292,10 @@ func GatewayErrors() Option {
 	return func(c *config) error { c.gatewayErrors = true; return nil }
 }
 
-// ExposeStatusMessages copies the backend's gRPC status message into error responses. By default
-// a fixed text per code is sent, because a status message may hold internal detail.
+// ExposeStatusMessages copies the backend's gRPC status message (at most 1 KiB of valid UTF-8) into
+// error responses. By default a fixed text per code is sent, because a status message may hold
+// internal detail. In static mode grpc-gateway reports its own request-decoding failures as
+// INVALID_ARGUMENT statuses, so their text is exposed too; dynamic mode's are always fixed texts.
 func ExposeStatusMessages() Option {
 	return func(c *config) error { c.exposeMessage = true; return nil }
 }
