@@ -35,6 +35,27 @@ func ServiceTarget(service, target string) Option {
 	}
 }
 
+// Services limits NewDynamic to the named services (fully qualified); by default every service of
+// the Source with google.api.http rules is served. Naming a service the Source lacks fails
+// construction. Use it when a descriptor set also describes services that must stay internal.
+func Services(names ...string) Option {
+	return func(c *config) error {
+		if len(names) == 0 {
+			return errors.New("transcode: Services needs at least one name")
+		}
+		if c.services == nil {
+			c.services = map[string]bool{}
+		}
+		for _, n := range names {
+			if n == "" {
+				return errors.New("transcode: Services: empty service name")
+			}
+			c.services[n] = true
+		}
+		return nil
+	}
+}
+
 // route is one HTTP binding of a method.
 type route struct {
 	httpMethod string
@@ -71,6 +92,7 @@ func NewDynamic(target string, src Source, opts ...Option) (*Transcoder, error) 
 	if len(cfg.static) > 0 {
 		return nil, errors.New("transcode: Register applies to New only")
 	}
+
 	files, err := src.files(context.Background())
 	if err != nil {
 		return nil, err
@@ -102,6 +124,9 @@ func (t *Transcoder) buildRoutes(d *dynamic, files *protoregistry.Files, target 
 		for i := 0; i < svcs.Len(); i++ {
 			svc := svcs.Get(i)
 			services[string(svc.FullName())] = true
+			if t.cfg.services != nil && !t.cfg.services[string(svc.FullName())] {
+				continue
+			}
 			tgt := target
 			if st, ok := t.cfg.serviceTargets[string(svc.FullName())]; ok {
 				tgt = st
@@ -148,6 +173,11 @@ func (t *Transcoder) buildRoutes(d *dynamic, files *protoregistry.Files, target 
 	for svc := range t.cfg.serviceTargets {
 		if !services[svc] {
 			errs = append(errs, fmt.Errorf("transcode: ServiceTarget: no service %q in the source", svc))
+		}
+	}
+	for svc := range t.cfg.services {
+		if !services[svc] {
+			errs = append(errs, fmt.Errorf("transcode: Services: no service %q in the source", svc))
 		}
 	}
 	if len(errs) > 0 {

@@ -120,6 +120,15 @@ func TestConstructionErrors(t *testing.T) {
 		"NewDynamic unknown service": func() (*transcode.Transcoder, error) {
 			return transcode.NewDynamic("x", src, insecureDial, transcode.ServiceTarget("no.Such", "y"))
 		},
+		"NewDynamic Services unknown": func() (*transcode.Transcoder, error) {
+			return transcode.NewDynamic("x", src, insecureDial, transcode.Services("no.Such"))
+		},
+		"NewDynamic Services empty": func() (*transcode.Transcoder, error) {
+			return transcode.NewDynamic("x", src, insecureDial, transcode.Services())
+		},
+		"New with Services": func() (*transcode.Transcoder, error) {
+			return transcode.New(insecureDial, reg, transcode.Services("a"))
+		},
 		"NewDynamic no files": func() (*transcode.Transcoder, error) {
 			return transcode.NewDynamic("x", transcode.ProtoFiles("internal/testpb"), insecureDial)
 		},
@@ -228,4 +237,24 @@ func TestResolvedTarget(t *testing.T) {
 			echoResponse(t, do(tr, "GET", "/v1/echo/r", ""))
 		})
 	}
+}
+
+func TestServicesOption(t *testing.T) {
+	src := goodHeader + "service A { rpc Get(M) returns (M) { option (google.api.http) = {get: \"/a/{id}\"}; } }\n" +
+		"service Admin { rpc Drop(M) returns (M) { option (google.api.http) = {delete: \"/admin/{id}\"}; } }\n"
+	fsys := fstest.MapFS{"two.proto": {Data: []byte(src)}}
+	all, err := transcode.NewDynamic("127.0.0.1:1", transcode.ProtoFS(fsys, "two.proto"), insecureDial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Close()
+	only, err := transcode.NewDynamic("127.0.0.1:1", transcode.ProtoFS(fsys, "two.proto"), insecureDial, transcode.Services("p.A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer only.Close()
+	// The unreachable backend answers 503 for a served route; an unserved route is 404.
+	problemOf(t, do(all, "DELETE", "/admin/1", ""), 503)
+	problemOf(t, do(only, "DELETE", "/admin/1", ""), 404)
+	problemOf(t, do(only, "GET", "/a/1", ""), 503)
 }

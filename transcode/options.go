@@ -36,6 +36,7 @@ type config struct {
 	conns          map[string]*grpc.ClientConn // user-owned, by target
 	static         []registration
 	serviceTargets map[string]string
+	services       map[string]bool // nil: all
 
 	forward      []forwardHeader
 	subjectKey   string

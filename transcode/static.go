@@ -79,8 +79,8 @@ func New(opts ...Option) (*Transcoder, error) {
 	if len(cfg.static) == 0 {
 		return nil, errors.New("transcode: New needs at least one Register option")
 	}
-	if len(cfg.serviceTargets) > 0 {
-		return nil, errors.New("transcode: ServiceTarget applies to NewDynamic only")
+	if len(cfg.serviceTargets) > 0 || cfg.services != nil {
+		return nil, errors.New("transcode: ServiceTarget and Services apply to NewDynamic only")
 	}
 	t, err := newTranscoder(cfg, "static")
 	if err != nil {
