@@ -425,7 +425,7 @@ func (t *Transcoder) unary(ctx context.Context, d *dynamic, rt *route, req proto
 	resp := rt.out.New().Interface()
 	var hdr, trl metadata.MD
 	if err := rt.conn.Invoke(ctx, rt.fullMethod, req, resp, grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
-		st := status.Convert(err)
+		st := t.convert(err)
 		t.writeStatus(w, r, st, hdr)
 		return st.Code()
 	}
@@ -487,7 +487,7 @@ func (t *Transcoder) stream(ctx context.Context, d *dynamic, rt *route, req prot
 		err = cs.CloseSend()
 	}
 	if err != nil {
-		st := status.Convert(err)
+		st := t.convert(err)
 		t.writeStatus(w, r, st, nil)
 		return st.Code()
 	}
@@ -514,7 +514,7 @@ func (t *Transcoder) stream(ctx context.Context, d *dynamic, rt *route, req prot
 			return codes.OK
 		}
 		if err != nil {
-			st := status.Convert(err)
+			st := t.convert(err)
 			if !started {
 				start()
 				w.WriteHeader(HTTPStatus(st.Code()))

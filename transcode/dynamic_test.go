@@ -3,6 +3,7 @@ package transcode_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -257,4 +258,18 @@ func TestServicesOption(t *testing.T) {
 	problemOf(t, do(all, "DELETE", "/admin/1", ""), 503)
 	problemOf(t, do(only, "DELETE", "/admin/1", ""), 404)
 	problemOf(t, do(only, "GET", "/a/1", ""), 503)
+}
+
+func TestAfterClose(t *testing.T) {
+	forEachMode(t, func(t *testing.T, build func(...transcode.Option) http.Handler) {
+		tr := build().(*transcode.Transcoder)
+		echoResponse(t, do(tr, "GET", "/v1/echo/a", ""))
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p := problemOf(t, do(tr, "GET", "/v1/echo/a", ""), 503)
+		if p.GRPCStatus != "UNAVAILABLE" {
+			t.Fatalf("%+v", p)
+		}
+	})
 }

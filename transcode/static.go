@@ -150,7 +150,7 @@ func (t *Transcoder) muxOptions() []runtime.ServeMuxOption {
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		runtime.WithErrorHandler(t.staticError),
 		runtime.WithStreamErrorHandler(func(ctx context.Context, err error) *status.Status {
-			s := status.Convert(err)
+			s := t.convert(err)
 			stateFrom(ctx).code = s.Code()
 			return s
 		}),
@@ -178,7 +178,7 @@ func (t *Transcoder) staticError(ctx context.Context, _ *runtime.ServeMux, _ run
 		t.reject(w, r, hs.HTTPStatus, "The request path is malformed.")
 		return
 	}
-	s := status.Convert(err)
+	s := t.convert(err)
 	state.code = s.Code()
 	var hdr metadata.MD
 	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
