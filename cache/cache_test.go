@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -80,7 +81,8 @@ func newOrigin(kv ...string) *origin {
 
 func newCache(t testing.TB, opts ...cache.Option) *cache.Cache {
 	t.Helper()
-	c, err := cache.New(opts...)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := cache.New(append([]cache.Option{cache.WithLogger(quiet)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,8 +34,8 @@ const logEvery = 10 * time.Second
 type telemetry struct {
 	requests    metric.Int64Counter
 	storeErrors metric.Int64Counter
-	outcomes    [outCount]metric.AddOption
-	ops         [2]metric.AddOption
+	outcomes    [outCount][]metric.AddOption // prebuilt, so Add does not allocate its variadic slice
+	ops         [2][]metric.AddOption
 	logger      *slog.Logger
 	nextLog     atomic.Int64 // unix nanos before which store failures are not logged
 	suppressed  atomic.Int64
@@ -54,22 +54,22 @@ func newTelemetry(mp metric.MeterProvider, logger *slog.Logger) (*telemetry, err
 		return nil, err
 	}
 	for i, name := range []string{"hit", "miss", "stale", "bypass"} {
-		t.outcomes[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", name)))
+		t.outcomes[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", name)))}
 	}
 	for i, name := range []string{"get", "set"} {
-		t.ops[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("op", name)))
+		t.ops[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("op", name)))}
 	}
 	return t, nil
 }
 
 func (t *telemetry) count(ctx context.Context, outcome int) {
-	t.requests.Add(ctx, 1, t.outcomes[outcome])
+	t.requests.Add(ctx, 1, t.outcomes[outcome]...)
 }
 
 // storeFailed counts a store failure and logs it at most once per logEvery, with the number of
 // failures not logged since the previous record.
 func (t *telemetry) storeFailed(ctx context.Context, op int, err error) {
-	t.storeErrors.Add(ctx, 1, t.ops[op])
+	t.storeErrors.Add(ctx, 1, t.ops[op]...)
 	now := time.Now().UnixNano()
 	next := t.nextLog.Load()
 	if now < next || !t.nextLog.CompareAndSwap(next, now+int64(logEvery)) {
