@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,7 +103,7 @@ func (c *Cache) Close() error {
 }
 
 func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || streaming(r) {
 		c.bypass(w, r, next)
 		return
 	}
@@ -179,6 +180,16 @@ func (c *Cache) bypass(w http.ResponseWriter, r *http.Request, next http.Handler
 	next.ServeHTTP(w, r)
 }
 
+// streaming reports whether r asks for a connection upgrade (WebSocket) or an event stream: such
+// requests are never cached, nor coalesced (a waiter would wait for the whole stream).
+func streaming(r *http.Request) bool {
+	if _, ok := r.Header["Upgrade"]; ok {
+		return true
+	}
+	accept := r.Header["Accept"]
+	return len(accept) == 1 && strings.HasPrefix(accept[0], "text/event-stream")
+}
+
 // conditionalHeaders make a request's answer depend on what the client already has.
 var conditionalHeaders = []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Range"}
 
@@ -228,8 +239,8 @@ func (c *Cache) hit(w http.ResponseWriter, r *http.Request, e *Entry, now time.T
 
 // result is what a fetch leaves for the requests that waited on it.
 type result struct {
-	entry    *Entry      // nil when the response may not be shared
-	reqHdr   http.Header // the fetching request's header, to match Vary
+	entry    *Entry     // nil when the response may not be shared
+	vary     [][]string // the fetching request's values of entry.Vary, to match waiters
 	panicked bool
 	panicVal any
 }
@@ -262,7 +273,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		}
 		return
 	}
-	if res.entry != nil && sameVary(res.entry.Vary, res.reqHdr, r.Header) {
+	if res.entry != nil && sameVary(res.entry.Vary, res.vary, r.Header) {
 		c.hit(w, r, res.entry, c.cfg.now(), outHit)
 		return
 	}
@@ -277,9 +288,9 @@ func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 }
 
-func sameVary(names []string, a, b http.Header) bool {
-	for _, n := range names {
-		if !slices.Equal(a[n], b[n]) {
+func sameVary(names []string, vals [][]string, h http.Header) bool {
+	for i, n := range names {
+		if !slices.Equal(vals[i], h[n]) {
 			return false
 		}
 	}
@@ -289,7 +300,7 @@ func sameVary(names []string, a, b http.Header) bool {
 // fetch serves r from next through a recorder and stores the response if it may be stored. It
 // recovers a panic of next into the result, for the caller to re-raise on its own goroutine.
 func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, key string, perUser bool) (res *result) {
-	res = &result{reqHdr: r.Header}
+	res = &result{}
 	outer := make([]string, 0, len(w.Header()))
 	for k := range w.Header() {
 		if k != "X-Cache" {
@@ -321,6 +332,9 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		return res
 	}
 	res.entry = e
+	for _, n := range e.Vary {
+		res.vary = append(res.vary, slices.Clone(r.Header[n]))
+	}
 	ctx := context.WithoutCancel(r.Context())
 	if len(e.Vary) == 0 {
 		c.set(ctx, key, e, ttl)

@@ -413,14 +413,32 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		t.Fatalf("past the stale window: %q", r.xcache())
 	}
 
-	// must-revalidate forbids stale serving.
-	clk2 := newClock()
-	mr := newOrigin("Cache-Control", "max-age=10, must-revalidate")
-	h2 := newCache(t, cache.StaleWhileRevalidate(30*time.Second), cache.WithClock(clk2.Now)).Wrap(mr)
-	get(h2, "/s")
-	clk2.Advance(15 * time.Second)
-	if r := get(h2, "/s"); r.xcache() != "MISS" {
-		t.Fatalf("must-revalidate served stale: %q", r.xcache())
+}
+
+func TestStaleWindowDirectives(t *testing.T) {
+	tests := []struct {
+		cc   string
+		want string // X-Cache 15 s after a fetch, with StaleWhileRevalidate(30s)
+	}{
+		{"max-age=10", "STALE"},
+		{"max-age=10, must-revalidate", "MISS"},
+		{"max-age=10, proxy-revalidate", "MISS"},
+		{"s-maxage=10", "MISS"},
+		{"s-maxage=10, stale-while-revalidate=30", "STALE"},
+		{"max-age=10, stale-while-revalidate=2", "MISS"},
+		{"max-age=20", "HIT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cc, func(t *testing.T) {
+			clk := newClock()
+			o := newOrigin("Cache-Control", tt.cc)
+			h := newCache(t, cache.StaleWhileRevalidate(30*time.Second), cache.WithClock(clk.Now)).Wrap(o)
+			get(h, "/s")
+			clk.Advance(15 * time.Second)
+			if r := get(h, "/s"); r.xcache() != tt.want {
+				t.Fatalf("X-Cache = %q, want %q", r.xcache(), tt.want)
+			}
+		})
 	}
 }
 
@@ -753,5 +771,16 @@ func TestNewValidation(t *testing.T) {
 	}
 	if _, err := cache.New(cache.TTL(time.Hour), cache.MaxTTL(time.Minute)); err == nil {
 		t.Fatal("TTL above MaxTTL accepted")
+	}
+}
+
+func TestStreamingRequestsBypass(t *testing.T) {
+	o := newOrigin("Cache-Control", "max-age=60")
+	h := newCache(t).Wrap(o)
+	for _, mod := range []func(*http.Request){header("Upgrade", "websocket"), header("Accept", "text/event-stream")} {
+		get(h, "/s", mod)
+		if r := get(h, "/s", mod); r.xcache() != "BYPASS" {
+			t.Fatalf("X-Cache = %q", r.xcache())
+		}
 	}
 }

@@ -47,11 +47,12 @@ func (c *Cache) newEntry(status int, h http.Header, body []byte, now time.Time, 
 	fresh := born.Add(lifetime)
 	stale := fresh
 	if c.cfg.swr > 0 && !cc.mustRevalidate {
-		window := c.cfg.swr
-		if cc.swr >= 0 {
-			window = time.Duration(cc.swr) * time.Second
+		switch {
+		case cc.swr >= 0: // the upstream's own stale-while-revalidate
+			stale = fresh.Add(time.Duration(cc.swr) * time.Second)
+		case cc.sMaxAge < 0: // s-maxage implies proxy-revalidate (RFC 9111 §5.2.2.10)
+			stale = fresh.Add(c.cfg.swr)
 		}
-		stale = fresh.Add(window)
 	}
 	if !stale.After(now) {
 		return nil, 0

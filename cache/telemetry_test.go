@@ -51,7 +51,7 @@ func TestMetricsByOutcome(t *testing.T) {
 	get(h, "/m")                                   // hit
 	get(h, "/m", header("Authorization", "Basic")) // bypass
 	clk.Advance(20e9)
-	get(h, "/m") // stale
+	get(h, "/m")                                           // stale
 	waitFor(t, func() bool { return o.calls.Load() == 3 }) // miss, bypass, revalidation
 	got := counts(t, reader, "gatewaykit.cache.requests", "outcome")
 	want := map[string]int64{"miss": 1, "hit": 2, "bypass": 1, "stale": 1}
