@@ -206,15 +206,16 @@ func conditional(r *http.Request) bool {
 func (c *Cache) hit(w http.ResponseWriter, r *http.Request, e *Entry, now time.Time, outcome int) {
 	c.tel.count(r.Context(), outcome)
 	h := w.Header()
-	n := 2
-	for _, vs := range e.Header {
-		n += len(vs)
+	fields, n := e.fields, 2+e.nvals
+	if fields == nil { // an entry from a custom store: index a copy, the entry may be shared
+		ix := (&Entry{Header: e.Header}).index()
+		fields, n = ix.fields, 2+ix.nvals
 	}
 	vals := make([]string, 0, n) // one allocation for every value; each field gets a capped slice
-	for k, vs := range e.Header {
+	for _, f := range fields {
 		start := len(vals)
-		vals = append(vals, vs...)
-		h[k] = vals[start:len(vals):len(vals)]
+		vals = append(vals, f.vals...)
+		h[f.name] = vals[start:len(vals):len(vals)]
 	}
 	age := max(int64(now.Sub(e.Born)/time.Second), 0)
 	vals = append(vals, strconv.FormatInt(age, 10), xcache[outcome])

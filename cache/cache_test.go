@@ -784,3 +784,22 @@ func TestStreamingRequestsBypass(t *testing.T) {
 		}
 	}
 }
+
+// entryStore serves one entry built by the test, as a custom store decoding its own format would.
+type entryStore struct{ e *cache.Entry }
+
+func (s entryStore) Get(context.Context, string) (*cache.Entry, error) { return s.e, nil }
+func (s entryStore) Set(context.Context, string, *cache.Entry, time.Duration) error {
+	return nil
+}
+
+func TestCustomStoreEntry(t *testing.T) {
+	now := time.Now()
+	e := &cache.Entry{Status: 203, Header: http.Header{"X-A": {"1", "2"}, "Content-Length": {"2"}}, Body: []byte("hi"),
+		Born: now.Add(-5 * time.Second), FreshUntil: now.Add(time.Minute), StaleUntil: now.Add(time.Minute)}
+	h := newCache(t, cache.WithStore(entryStore{e})).Wrap(newOrigin())
+	r := get(h, "/any")
+	if r.status != 203 || r.body != "hi" || r.xcache() != "HIT" || len(r.h.Values("X-A")) != 2 || r.h.Get("Age") != "5" {
+		t.Fatalf("custom entry = %+v", r)
+	}
+}
