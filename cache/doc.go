@@ -61,4 +61,7 @@
 //     stale or bypass. Requests served from a coalesced fetch count as hit.
 //   - gatewaykit.cache.store.errors (counter, {error}): failed, timed-out or corrupt store calls by
 //     attribute op = get or set.
+//
+// The outcome is also set as attribute gatewaykit.cache.outcome on the request's current span (the
+// server span of otelhttp), when it is recording; the cache starts no spans of its own.
 package cache
