@@ -21,9 +21,8 @@ const (
 	DefaultRevalidateTimeout = 30 * time.Second
 )
 
-// DefaultStatuses are the response statuses cached by default (RFC 9110 §15.1 heuristically
-// cacheable ones this cache can replay).
-var DefaultStatuses = []int{200, 203, 204, 300, 301, 404, 410}
+// defaultStatuses are the response statuses cached by default.
+var defaultStatuses = [...]int{200, 203, 204, 300, 301, 404, 410}
 
 // Option configures New. Options are applied in order; a later option overrides an earlier one.
 type Option func(*config) error
@@ -149,7 +148,8 @@ func KeyHeaders(names ...string) Option {
 	}
 }
 
-// Statuses replaces the cacheable response statuses. Default DefaultStatuses.
+// Statuses replaces the cacheable response statuses (200..599; 206 and 304 cannot be cached).
+// Default: 200, 203, 204, 300, 301, 404 and 410.
 func Statuses(codes ...int) Option {
 	return func(c *config) error {
 		if len(codes) == 0 {
