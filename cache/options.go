@@ -89,7 +89,9 @@ func PerIdentity() Option {
 // ShareCredentialed declares that responses do not depend on who is asking, so requests with an
 // identity or credentials (Authorization, Proxy-Authorization, Cookie) may be served from and
 // stored in the shared entries. With PerIdentity, it only applies to credentialed requests that
-// carry no identity. Default: off (such requests bypass the cache: fail closed).
+// carry no identity. Anonymous requests may then receive a response fetched with someone's
+// credentials, which is exactly what this option declares harmless. Default: off (such requests
+// bypass the cache: fail closed).
 func ShareCredentialed() Option {
 	return func(c *config) error {
 		c.shareCredentialed = true
