@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gatewaykit/gatewaykit"
@@ -228,6 +229,9 @@ func TestCookieKeyParsing(t *testing.T) {
 		{"", ""},
 		{"sid=", ""},
 		{"sid=\"", "\""},
+		{"a=xsid=1; sid=2", "2"},
+		{"c=sid=1", ""},
+		{"a=1;\tsid=tab ;", "tab"},
 	}
 	key := discovery.CookieKey("sid")
 	for _, tt := range tests {
@@ -247,8 +251,8 @@ func FuzzCookieKey(f *testing.F) {
 	f.Fuzz(func(t *testing.T, header string) {
 		r := &http.Request{Header: http.Header{"Cookie": {header}}}
 		v := key(r)
-		if len(v) > len(header) {
-			t.Fatalf("value %q longer than header %q", v, header)
+		if len(v) > len(header) || !strings.Contains(header, v) {
+			t.Fatalf("value %q is not part of header %q", v, header)
 		}
 	})
 }

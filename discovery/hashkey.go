@@ -22,23 +22,35 @@ func HeaderKey(name string) HashKey {
 // CookieKey returns a HashKey reading the named cookie (the first one when repeated), without
 // allocating. Surrounding double quotes are removed.
 func CookieKey(name string) HashKey {
-	return func(r *http.Request) string { return cookieValue(r.Header["Cookie"], name) }
+	prefix := name + "="
+	return func(r *http.Request) string { return cookieValue(r.Header["Cookie"], prefix) }
 }
 
-func cookieValue(lines []string, name string) string {
+// cookieValue finds "name=" (prefix) at the start of a cookie-pair in the Cookie header lines.
+func cookieValue(lines []string, prefix string) string {
 	for _, line := range lines {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || k != name {
-				continue
+		for off := 0; off < len(line); {
+			i := strings.Index(line[off:], prefix)
+			if i < 0 {
+				break
 			}
-			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
+			i += off
+			j := i - 1
+			for j >= 0 && (line[j] == ' ' || line[j] == '\t') {
+				j--
 			}
-			return v
+			if j < 0 || line[j] == ';' { // at a pair boundary, not inside another name or value
+				v := line[i+len(prefix):]
+				if k := strings.IndexByte(v, ';'); k >= 0 {
+					v = v[:k]
+				}
+				v = strings.TrimRight(v, " \t")
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v
+			}
+			off = i + len(prefix)
 		}
 	}
 	return ""

@@ -18,7 +18,7 @@ import (
 func switchable(t *testing.T, name string, failing *atomic.Bool) discovery.Instance {
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if failing.Load() {
-			http.Error(w, "broken", 500)
+			http.Error(w, "broken", http.StatusInternalServerError)
 			return
 		}
 		echo(name)(w, r)

@@ -262,7 +262,7 @@ func TestProxySSEFlushesImmediately(t *testing.T) {
 func TestProxyWebSocketEcho(t *testing.T) {
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
-			http.Error(w, "not an upgrade", 400)
+			http.Error(w, "not an upgrade", http.StatusBadRequest)
 			return
 		}
 		conn, brw, err := http.NewResponseController(w).Hijack()
