@@ -46,6 +46,10 @@
 //   - gatewaykit.discovery.health_checks (counter, {check}): active checks of static instances, by
 //     service and result: success, failure.
 //
+// The proxy also sets "gatewaykit.discovery.service" and "gatewaykit.discovery.instance" on the
+// request's current span (for example otelhttp's server span) when it is recording; it starts no
+// spans of its own, so it has no tracer provider option.
+//
 // Logs go to slog (WithLogger): ejections and readmissions, Consul becoming unreachable and coming
 // back, and upstream failures, at most one line per second for what can repeat per request.
 package discovery

@@ -5,6 +5,7 @@ import (
 	"net/http/httputil"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -24,9 +25,10 @@ type Endpoint struct {
 	ejections    int
 	readmittedAt int64
 
-	rp       *httputil.ReverseProxy
-	proxy    *Proxy
-	pickOpts []metric.AddOption
+	rp        *httputil.ReverseProxy
+	proxy     *Proxy
+	pickOpts  []metric.AddOption
+	spanAttrs []attribute.KeyValue
 }
 
 // NewEndpoint returns an endpoint for inst with no requests in flight. Proxies build their own;

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatewaykit/gatewaykit"
 )
@@ -214,6 +215,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.inflight.Add(1)
 	defer e.inflight.Add(-1)
 	p.m.picks.Add(r.Context(), 1, e.pickOpts...)
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(e.spanAttrs...)
+	}
 	e.rp.ServeHTTP(w, r)
 }
 
@@ -390,6 +394,8 @@ func (p *Proxy) newEndpoint(in Instance) *Endpoint {
 	}
 	e.pickOpts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
 		attribute.String("service", p.service), attribute.String("instance", e.hostport)))}
+	e.spanAttrs = []attribute.KeyValue{attribute.String("gatewaykit.discovery.service", p.service),
+		attribute.String("gatewaykit.discovery.instance", e.hostport)}
 	return e
 }
 
