@@ -171,14 +171,32 @@ func (b consistentHash) NewPicker(eps []*Endpoint) Picker {
 	for i, v := range ring {
 		p.hashes[i], p.owners[i] = v.h, v.e
 	}
+	// An index over the ring by the top bits of the hash, about one slot per virtual node, so a
+	// lookup scans a handful of entries instead of binary-searching the whole ring.
+	bits := 1
+	for 1<<bits < len(ring) {
+		bits++
+	}
+	p.shift = uint(64 - bits)
+	p.index = make([]uint32, 1<<bits+1)
+	j := 0
+	for slot := range 1 << bits {
+		for j < len(ring) && p.hashes[j]>>p.shift < uint64(slot) {
+			j++
+		}
+		p.index[slot] = uint32(j)
+	}
+	p.index[1<<bits] = uint32(len(ring))
 	return p
 }
 
 type hashPicker struct {
 	key    HashKey
 	eps    []*Endpoint
-	hashes []uint64
-	owners []*Endpoint
+	hashes []uint64    // sorted virtual node positions
+	owners []*Endpoint // owners[i] owns hashes[i]
+	index  []uint32    // index[s] = first i with hashes[i]>>shift >= s
+	shift  uint
 }
 
 func (p *hashPicker) Pick(r *http.Request) *Endpoint {
@@ -186,7 +204,16 @@ func (p *hashPicker) Pick(r *http.Request) *Endpoint {
 	if k == "" {
 		return p.eps[rand.Uint64()%uint64(len(p.eps))]
 	}
-	i, _ := slices.BinarySearch(p.hashes, xxhash.Sum64String(k))
+	return p.lookup(xxhash.Sum64String(k))
+}
+
+// lookup returns the owner of the first virtual node at or after h on the ring.
+func (p *hashPicker) lookup(h uint64) *Endpoint {
+	slot := h >> p.shift
+	i, end := int(p.index[slot]), int(p.index[slot+1])
+	for i < end && p.hashes[i] < h {
+		i++
+	}
 	if i == len(p.hashes) {
 		i = 0
 	}
