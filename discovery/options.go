@@ -150,6 +150,11 @@ func WithBalancer(b Balancer) Option {
 		if b == nil {
 			return errors.New("discovery: WithBalancer: balancer is nil")
 		}
+		if v, ok := b.(interface{ validate() error }); ok {
+			if err := v.validate(); err != nil {
+				return err
+			}
+		}
 		c.balancer = b
 		return nil
 	}

@@ -627,6 +627,7 @@ func TestOptionValidation(t *testing.T) {
 	defer res.Close()
 	bad := map[string]discovery.Option{
 		"nil balancer":         discovery.WithBalancer(nil),
+		"nil hash key":         discovery.WithBalancer(discovery.ConsistentHash(nil)),
 		"nil transport":        discovery.WithTransport(nil),
 		"empty prefix":         discovery.StripPrefix("/"),
 		"relative prefix":      discovery.StripPrefix("api"),
