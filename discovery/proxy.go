@@ -312,6 +312,16 @@ func cutSegmentPrefix(path, prefix string) (string, bool) {
 	return rest, true
 }
 
+func fallbackGroup(eps []*Endpoint, tag string) []*Endpoint {
+	var g []*Endpoint
+	for _, e := range eps {
+		if e.inst.HasTag(tag) {
+			g = append(g, e)
+		}
+	}
+	return g
+}
+
 // upstreamError answers a failed forward and records the failure against e.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error, e *Endpoint) {
 	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
@@ -429,6 +439,9 @@ func (p *Proxy) rebuild() {
 		groups := map[string][]*Endpoint{}
 		for _, e := range t.admitted {
 			for _, tag := range e.inst.Tags {
+				if p.route.allowed != nil && !p.route.allowed[tag] {
+					continue
+				}
 				if g := groups[tag]; len(g) == 0 || g[len(g)-1] != e {
 					groups[tag] = append(g, e)
 				}
@@ -442,7 +455,11 @@ func (p *Proxy) rebuild() {
 		case fallbackAll:
 			t.fallback = t.picker
 		case fallbackTag:
-			t.fallback = t.byTag[p.route.fallback.tag]
+			if tp, ok := t.byTag[p.route.fallback.tag]; ok {
+				t.fallback = tp // share the picker (and its state) with the header route
+			} else if g := fallbackGroup(t.admitted, p.route.fallback.tag); len(g) > 0 {
+				t.fallback = p.balancer.NewPicker(g) // the fallback tag is not an allowed value
+			}
 		}
 	}
 	p.table.Store(t)

@@ -562,19 +562,24 @@ func TestProxyRouteByHeader(t *testing.T) {
 		fallback discovery.Fallback
 		header   string
 		want     string // upstream name, "503" or "any"
+		allowed  []string
 	}{
-		{discovery.FallbackTag("v1"), "v2", "v2"},
-		{discovery.FallbackTag("v1"), "canary", "v2"},
-		{discovery.FallbackTag("v1"), "", "v1"},
-		{discovery.FallbackTag("v1"), "v9", "v1"},
-		{discovery.FallbackReject(), "v9", "503"},
-		{discovery.FallbackReject(), "v1", "v1"},
-		{discovery.FallbackTag("v3"), "", "503"},
-		{discovery.FallbackAll(), "", "any"},
+		{discovery.FallbackTag("v1"), "v2", "v2", nil},
+		{discovery.FallbackTag("v1"), "v2", "v2", []string{"v2"}},
+		{discovery.FallbackTag("v1"), "canary", "v1", []string{"v1", "v2"}},
+		{discovery.FallbackReject(), "canary", "503", []string{"v1", "v2"}},
+		{discovery.FallbackTag("v1"), "canary", "v2", nil},
+		{discovery.FallbackTag("v1"), "", "v1", nil},
+		{discovery.FallbackTag("v1"), "v9", "v1", nil},
+		{discovery.FallbackReject(), "v9", "503", nil},
+		{discovery.FallbackReject(), "v1", "v1", nil},
+		{discovery.FallbackTag("v3"), "", "503", nil},
+		{discovery.FallbackAll(), "", "any", nil},
+		{discovery.FallbackTag("v1"), "", "v1", []string{"v2"}}, // fallback tag outside the allowed list
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%v/%s", tt.fallback, tt.header), func(t *testing.T) {
-			_, front := newProxy(t, both, discovery.RouteByHeader("x-service-version", tt.fallback))
+		t.Run(fmt.Sprintf("%v/%s/%v", tt.fallback, tt.header, tt.allowed), func(t *testing.T) {
+			_, front := newProxy(t, both, discovery.RouteByHeader("x-service-version", tt.fallback, tt.allowed...))
 			names := map[string]int{}
 			for range 10 {
 				req, _ := http.NewRequest("GET", front.URL+"/", nil)
@@ -644,6 +649,7 @@ func TestOptionValidation(t *testing.T) {
 		"route header":         discovery.RouteByHeader("bad header", discovery.FallbackAll()),
 		"route zero fallback":  discovery.RouteByHeader("X-V", discovery.Fallback{}),
 		"route empty tag":      discovery.RouteByHeader("X-V", discovery.FallbackTag("")),
+		"route empty allowed":  discovery.RouteByHeader("X-V", discovery.FallbackAll(), "v1", ""),
 		"consul-only option":   discovery.WithDatacenter("dc1"),
 		"static-only option":   discovery.WithHealthCheck(discovery.HealthCheck{Path: "/h", Interval: time.Second}),
 		"nil clock":            discovery.WithClock(nil),
