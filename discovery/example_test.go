@@ -126,3 +126,48 @@ func ExampleNewConsul() {
 	defer orders.Close()
 	http.Handle("/api/orders/", orders)
 }
+
+// zoneAffinity is a custom Balancer: it prefers the instances whose "zone" metadata matches the
+// gateway's zone and falls back to P2C over all of them.
+type zoneAffinity struct{ zone string }
+
+func (z zoneAffinity) NewPicker(eps []*discovery.Endpoint) discovery.Picker {
+	var local []*discovery.Endpoint
+	for _, e := range eps {
+		if e.Instance().Meta["zone"] == z.zone {
+			local = append(local, e)
+		}
+	}
+	if len(local) == 0 {
+		local = eps
+	}
+	return discovery.P2C().NewPicker(local) // all the work is done here, once per change
+}
+
+func ExampleBalancer() {
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "eu-1a") }))
+	defer a.Close()
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "eu-1b") }))
+	defer b.Close()
+	inst := func(s *httptest.Server, zone string) discovery.Instance {
+		host, port, _ := net.SplitHostPort(s.Listener.Addr().String())
+		p, _ := strconv.Atoi(port)
+		return discovery.Instance{Address: host, Port: p, Meta: map[string]string{"zone": zone}}
+	}
+	res, _ := discovery.NewStatic(map[string][]discovery.Instance{"search": {inst(a, "eu-1a"), inst(b, "eu-1b")}})
+	defer res.Close()
+	search, err := discovery.NewProxy(res, "search", discovery.WithBalancer(zoneAffinity{zone: "eu-1b"}))
+	if err != nil {
+		panic(err)
+	}
+	defer search.Close()
+	for range 3 {
+		rec := httptest.NewRecorder()
+		search.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		fmt.Println(rec.Body.String())
+	}
+	// Output:
+	// eu-1b
+	// eu-1b
+	// eu-1b
+}
