@@ -236,9 +236,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, e *Endpoint) {
 		out.Host = ""
 	}
 
-	peer := in.RemoteAddr
-	if host, _, err := net.SplitHostPort(peer); err == nil {
-		peer = host
+	peer, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		peer = "" // not an IP transport: no X-Forwarded-For entry, as the standard library does
 	}
 	proto := "http"
 	if in.TLS != nil {
