@@ -235,6 +235,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, e *Endpoint) {
 	} else {
 		out.Host = ""
 	}
+	if in.Trailer != nil {
+		// The server fills in.Trailer when the body reaches EOF, and the transport sends
+		// out.Trailer after the body: share the map so request trailers reach the upstream
+		// (Request.Clone copies it before the values exist).
+		out.Trailer = in.Trailer
+	}
 
 	peer, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {

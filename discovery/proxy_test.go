@@ -311,12 +311,12 @@ func TestProxyWebSocketEcho(t *testing.T) {
 func TestProxyTrailers(t *testing.T) {
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		w.Header().Set("Trailer", "X-Checksum")
+		w.Header().Set("Trailer", "X-Checksum, X-Echo")
 		w.WriteHeader(200)
 		_, _ = w.Write(body)
 		sum := sha256.Sum256(body)
 		w.Header().Set("X-Checksum", hex.EncodeToString(sum[:]))
-		w.Header().Set("X-Request-Trailer", r.Trailer.Get("X-Client-Sum"))
+		w.Header().Set("X-Echo", r.Trailer.Get("X-Client-Sum")) // the request's trailer, read after the body
 	})
 	_, front := newProxy(t, []discovery.Instance{instanceOf(t, up)})
 	req, _ := http.NewRequest("POST", front.URL+"/", io.NopCloser(strings.NewReader("payload")))
@@ -336,6 +336,9 @@ func TestProxyTrailers(t *testing.T) {
 	}
 	if got := resp.Trailer.Get("X-Checksum"); got != hex.EncodeToString(sum[:]) {
 		t.Fatalf("response trailer X-Checksum = %q, trailers %v", got, resp.Trailer)
+	}
+	if got := resp.Trailer.Get("X-Echo"); got != "abc" {
+		t.Fatalf("request trailer did not reach the upstream: echoed %q", got)
 	}
 }
 
