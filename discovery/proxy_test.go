@@ -688,3 +688,64 @@ func TestOptionValidation(t *testing.T) {
 		t.Errorf("unknown service: %v, want ErrUnknownService", err)
 	}
 }
+
+// manualResolver delivers instance sets when the test says so.
+type manualResolver struct {
+	fn      func([]discovery.Instance)
+	stopped bool
+}
+
+func (m *manualResolver) Instances(context.Context, string) ([]discovery.Instance, error) {
+	return nil, nil
+}
+
+func (m *manualResolver) Watch(_ string, fn func([]discovery.Instance)) (func(), error) {
+	m.fn = fn
+	return func() { m.stopped = true }, nil
+}
+
+func TestProxyReadyAndUpdates(t *testing.T) {
+	a, b := upstream(t, echo("a")), upstream(t, echo("b"))
+	res := &manualResolver{}
+	p, err := discovery.NewProxy(res, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(p)
+	defer front.Close()
+	select {
+	case <-p.Ready():
+		t.Fatal("ready before the resolver delivered anything")
+	default:
+	}
+	if code := get(t, front.URL); code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d before the first set, want 503", code)
+	}
+	res.fn([]discovery.Instance{instanceOf(t, a)})
+	select {
+	case <-p.Ready():
+	default:
+		t.Fatal("not ready after the first set")
+	}
+	req, _ := http.NewRequest("GET", front.URL, nil)
+	if s := doSeen(t, req); s.Name != "a" {
+		t.Fatalf("routed to %q", s.Name)
+	}
+	res.fn([]discovery.Instance{instanceOf(t, b)})
+	req, _ = http.NewRequest("GET", front.URL, nil)
+	if s := doSeen(t, req); s.Name != "b" {
+		t.Fatalf("after the update routed to %q", s.Name)
+	}
+	res.fn(nil)
+	if code := get(t, front.URL); code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d with no instances, want 503", code)
+	}
+	_ = p.Close()
+	if !res.stopped {
+		t.Fatal("Close did not stop the watch")
+	}
+	res.fn([]discovery.Instance{instanceOf(t, a)}) // a late delivery after Close is ignored
+	if len(p.Instances()) != 0 {
+		t.Fatal("closed proxy accepted an update")
+	}
+}
