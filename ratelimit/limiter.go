@@ -228,7 +228,16 @@ func (l *Limiter) Allow(ctx context.Context, keys ...string) (Decision, error) {
 // decide evaluates all rules for r (HTTP) or keys (Allow).
 func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (Decision, outcomeKind, error) {
 	sc := l.pool.Get().(*scratch)
-	defer l.pool.Put(sc)
+	d, kind, err, abandoned := l.decideWith(ctx, r, keys, sc)
+	if !abandoned {
+		l.pool.Put(sc)
+	}
+	return d, kind, err
+}
+
+// decideWith does decide's work with scratch space sc. abandoned reports that a store call timed
+// out and still owns sc.
+func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string, sc *scratch) (_ Decision, _ outcomeKind, _ error, abandoned bool) {
 	n := 0
 	for i := range l.rules {
 		rule := &l.rules[i]
@@ -243,7 +252,7 @@ func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (D
 		}
 		if key == "" && rule.EmptyKey == EmptyKeyDeny {
 			l.tel.record(ctx, -1, kindNoKey)
-			return Decision{Rule: rule.Name}, kindNoKey, ErrNoKey
+			return Decision{Rule: rule.Name}, kindNoKey, ErrNoKey, false
 		}
 		if len(key) > l.maxKeyLen {
 			sum := sha256.Sum256([]byte(key))
@@ -257,7 +266,7 @@ func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (D
 			}
 			if rule.Algorithm.validate(lim) != nil {
 				l.tel.record(ctx, -1, kindInvalid)
-				return Decision{Rule: rule.Name}, kindInvalid, ErrInvalidLimit
+				return Decision{Rule: rule.Name}, kindInvalid, ErrInvalidLimit, false
 			}
 		}
 		sc.reqs[n] = Request{Rule: rule.Name, Key: key, Algorithm: rule.Algorithm, Limit: lim, Cost: 1}
@@ -265,12 +274,22 @@ func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (D
 		n++
 	}
 	if n == 0 {
-		return Decision{Allowed: true}, kindAllowed, nil
+		return Decision{Allowed: true}, kindAllowed, nil, false
 	}
 	var err error
 	if l.remote {
+		// The store call runs in its own goroutine so that the timeout holds even when the client
+		// ignores context deadlines (go-redis without ContextTimeoutEnabled waits for its own
+		// ReadTimeout). On timeout the call is abandoned and finishes on its own.
 		tctx, cancel := context.WithTimeout(ctx, l.timeout)
-		err = l.store.Take(tctx, l.now(), sc.reqs[:n], sc.res[:n])
+		done := make(chan error, 1)
+		now, reqs, res := l.now(), sc.reqs[:n], sc.res[:n]
+		go func() { done <- l.store.Take(tctx, now, reqs, res) }()
+		select {
+		case err = <-done:
+		case <-tctx.Done():
+			err, abandoned = tctx.Err(), true
+		}
 		cancel()
 	} else {
 		err = l.store.Take(ctx, l.now(), sc.reqs[:n], sc.res[:n])
@@ -279,10 +298,10 @@ func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (D
 		err = storeError(err)
 		if l.fail == failOpen {
 			l.tel.storeFailure(ctx, err, kindFailOpen)
-			return Decision{Allowed: true, FailedOpen: true}, kindFailOpen, err
+			return Decision{Allowed: true, FailedOpen: true}, kindFailOpen, err, abandoned
 		}
 		l.tel.storeFailure(ctx, err, kindFailClosed)
-		return Decision{}, kindFailClosed, err
+		return Decision{}, kindFailClosed, err, abandoned
 	}
 	// choose the binding rule
 	best := -1
@@ -316,7 +335,7 @@ func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (D
 		kind = kindRejected
 	}
 	l.tel.record(ctx, int(sc.idx[best]), kind)
-	return d, kind, nil
+	return d, kind, nil, false
 }
 
 func storeError(err error) error {
