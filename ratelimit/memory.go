@@ -27,8 +27,8 @@ const MemoryBytesPerKey = 128
 // n²/2^65 for n live keys (3e-8 for a million): negligible for rate limiting.
 //
 // Expiry: an entry is dropped once its state is no longer needed (a full bucket, an ended window).
-// Expired entries are removed lazily: when a key is inserted, two sampled entries of its shard are
-// checked and the expired ones deleted. Bound: when a shard is full, inserting checks 8 sampled
+// Expired entries are removed lazily: when a key is inserted into a shard more than half full, two
+// sampled entries of the shard are checked and the expired ones deleted. Bound: when a shard is full, inserting checks 8 sampled
 // entries and deletes the expired ones or else the one closest to expiry. Evicting an unexpired
 // entry forgets that key's usage (the key starts afresh, which can admit up to one more burst for
 // it), so size MaxKeys above the number of keys active within a Period. A flood of distinct keys
@@ -230,7 +230,11 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 // makeRoom removes a few expired entries and, when the shard is full, evicts one. Called with the
 // shard locked, before inserting a new key.
 func (sh *memShard) makeRoom(now int64, limit int) {
-	full := len(sh.m)+len(sh.logs) >= limit
+	size := len(sh.m) + len(sh.logs)
+	if size < limit/2 { // far from the bound: sampling (a map iteration) is not worth its cost
+		return
+	}
+	full := size >= limit
 	sample := 2
 	if full {
 		sample = 8

@@ -15,7 +15,7 @@ import (
 )
 
 func benchStore(b *testing.B, keys []string) {
-	s, _ := ratelimit.NewMemoryStore(ratelimit.MemoryMaxKeys(max(len(keys), 1024)))
+	s, _ := ratelimit.NewMemoryStore(ratelimit.MemoryMaxKeys(max(2*len(keys), 1024))) // headroom: no eviction
 	now := time.Unix(1_700_006_400, 0)
 	for _, k := range keys { // warm: every key present
 		_ = s.Take(context.Background(), now, []ratelimit.Request{{Rule: "user", Key: k, Limit: ratelimit.PerSecond(1 << 30), Cost: 1}}, make([]ratelimit.Result, 1))
