@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -55,7 +56,7 @@ type staticState struct {
 	orig     *http.Request
 	code     codes.Code
 	unrouted bool
-	tooLarge bool
+	tooLarge atomic.Bool
 }
 
 type staticStateKey struct{}
@@ -167,7 +168,7 @@ func allowMatcher(allow map[string]string) runtime.HeaderMatcherFunc {
 
 func (t *Transcoder) staticError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	state := stateFrom(ctx)
-	if state.tooLarge {
+	if state.tooLarge.Load() {
 		state.code = codes.InvalidArgument
 		t.reject(w, r, http.StatusRequestEntityTooLarge, "The request body is too large.")
 		return
