@@ -192,7 +192,8 @@ func (t *Transcoder) staticRoutingError(ctx context.Context, _ *runtime.ServeMux
 	state := stateFrom(ctx)
 	state.unrouted = true
 	switch {
-	case httpStatus == http.StatusNotFound && state.next != nil:
+	case (httpStatus == http.StatusNotFound || httpStatus == http.StatusMethodNotAllowed) && state.next != nil:
+		// As in dynamic mode: Wrap passes on every request no rule serves.
 		state.next.ServeHTTP(w, state.orig)
 	case httpStatus == http.StatusNotFound:
 		t.reject(w, r, http.StatusNotFound, "No route matches the request.")
