@@ -25,6 +25,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
 )
 
 // env is a gateway with the full telemetry setup over in-memory exporters.
@@ -614,5 +615,18 @@ func TestIncomingBaggage(t *testing.T) {
 				t.Fatalf("public endpoint: client baggage in context %q, at the upstream %q; want none", inCtx, up)
 			}
 		})
+	}
+}
+
+// A Setup that fails must not leave a span exporter's batching goroutine running: the caller
+// gets no SDK to shut down.
+func TestSetupErrorLeaksNoGoroutine(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	if _, err := telemetry.Setup(telemetry.NoGlobals(), telemetry.WithSpanExporter(&countingExporter{}),
+		telemetry.ServiceName("")); err == nil {
+		t.Fatal("Setup with an empty service name succeeded")
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Fatalf("failed Setup left goroutines behind: %v", err)
 	}
 }
