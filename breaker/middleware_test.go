@@ -455,3 +455,38 @@ func TestWrapDiscardedAttemptHeadersDoNotLeak(t *testing.T) {
 		t.Fatalf("headers %v", rec.Header())
 	}
 }
+
+// The deadline header is the gateway's statement of the time left: a value the client sent must
+// never reach the upstream, also when the request has no deadline to report.
+func TestDeadlineHeaderNotSpoofable(t *testing.T) {
+	brk := mustNew(t, breaker.DeadlineHeader("X-Timeout-Ms"))
+	var got []string
+	h := brk.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Values("X-Timeout-Ms")
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("X-Timeout-Ms", "86400000")
+	serve(h, req)
+	if len(got) != 0 {
+		t.Fatalf("Wrap: the client's deadline header reached the handler: %q", got)
+	}
+
+	u := newUpstream(t, modeOK)
+	var upstreamGot atomicString
+	inner := u.Config.Handler
+	u.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamGot.Store(strings.Join(r.Header.Values("X-Timeout-Ms"), ","))
+		inner.ServeHTTP(w, r)
+	})
+	c := newClient(t, brk, false)
+	hdr := http.Header{"X-Timeout-Ms": {"86400000"}}
+	if st, err := do(t, c, http.MethodGet, u.URL, nil, hdr); st != http.StatusOK {
+		t.Fatalf("status %d, err %v", st, err)
+	}
+	if v := upstreamGot.Load(); v != "" {
+		t.Fatalf("Transport: the caller's deadline header reached the upstream: %q", v)
+	}
+	if hdr.Get("X-Timeout-Ms") != "86400000" {
+		t.Fatal("Transport modified the caller's request headers")
+	}
+}

@@ -304,8 +304,9 @@ func Timeout(d time.Duration) Option {
 }
 
 // DeadlineHeader makes the breaker tell the upstream its remaining time: the named request header
-// is set to the milliseconds left before the request context's deadline (when there is one), like
-// gRPC's grpc-timeout. Default: no header. The Transport clones the request to set it.
+// is set to the milliseconds left before the request context's deadline, like gRPC's
+// grpc-timeout; without a deadline any value the client sent is removed, so the upstream never
+// trusts a client's figure. Default: no header. The Transport clones the request to set it.
 func DeadlineHeader(name string) Option {
 	return func(c *config) error {
 		if !validHeaderName(name) {

@@ -65,10 +65,12 @@ func fitsDeadline(ctx context.Context, d time.Duration) bool {
 	return !ok || time.Until(dl) > d
 }
 
-// setDeadlineHeader writes the remaining milliseconds before ctx's deadline into h[name].
+// setDeadlineHeader writes the remaining milliseconds before ctx's deadline into h[name], and
+// removes any value the client sent when ctx has no deadline: the header is the gateway's word.
 func setDeadlineHeader(ctx context.Context, h http.Header, name string) {
 	dl, ok := ctx.Deadline()
 	if !ok {
+		delete(h, name)
 		return
 	}
 	ms := time.Until(dl).Milliseconds()

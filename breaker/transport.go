@@ -59,7 +59,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = req.WithContext(ctx)
 	}
 	if b.cfg.deadlineHeader != "" {
-		if _, ok := ctx.Deadline(); ok {
+		if _, ok := ctx.Deadline(); ok || req.Header[b.cfg.deadlineHeader] != nil {
 			req = req.Clone(ctx)
 			setDeadlineHeader(ctx, req.Header, b.cfg.deadlineHeader)
 		}

@@ -18,8 +18,9 @@
 //
 // The gateway is treated as a public endpoint: a client's traceparent does not make the server
 // span its child (the span starts a new trace and links to the client's context), so callers can
-// neither join your traces nor force sampling. TrustIncomingTrace turns that off for internal
-// callers.
+// neither join your traces nor force sampling. The client's W3C baggage is not taken into the
+// request context either, so NewTransport never injects client-chosen baggage into upstream
+// calls. TrustIncomingTrace turns both off for internal callers.
 //
 // # Access log
 //

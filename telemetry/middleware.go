@@ -13,6 +13,8 @@ import (
 	"github.com/gatewaykit/gatewaykit"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -45,10 +47,14 @@ func New(opts ...Option) (*Middleware, error) {
 	if err != nil {
 		return nil, err
 	}
+	prop := c.prop
+	if !c.trustIn {
+		prop = publicPropagator{prop}
+	}
 	oopts := []otelhttp.Option{
 		otelhttp.WithTracerProvider(c.tp),
 		otelhttp.WithMeterProvider(c.mp),
-		otelhttp.WithPropagators(c.prop),
+		otelhttp.WithPropagators(prop),
 	}
 	if !c.trustIn {
 		oopts = append(oopts, otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }))
@@ -59,6 +65,18 @@ func New(opts ...Option) (*Middleware, error) {
 		level:  c.level,
 		access: !c.noAccess,
 	}, nil
+}
+
+// publicPropagator reads a client's request as a public endpoint must: the trace context is
+// extracted (otelhttp only links the new root span to it), but the client's W3C baggage is not,
+// since every upstream transport would inject it into internal calls. Baggage already in the
+// context (set by the gateway's own code) is kept.
+type publicPropagator struct{ propagation.TextMapPropagator }
+
+// Extract implements propagation.TextMapPropagator.
+func (p publicPropagator) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
+	own := baggage.FromContext(ctx)
+	return baggage.ContextWithBaggage(p.TextMapPropagator.Extract(ctx, carrier), own)
 }
 
 // Wrap returns next with spans, metrics and the access log.

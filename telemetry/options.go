@@ -108,7 +108,8 @@ func WithoutAccessLog() Option {
 // (traceparent), for a gateway whose callers are your own services. By default the gateway is a
 // public endpoint: every request starts a new trace, linked to the client's span context if it
 // sent one, so clients can neither join your traces nor force sampling through a parent-based
-// sampler. Applies to New.
+// sampler; the client's W3C baggage is ignored, so it never reaches upstreams through
+// NewTransport. With TrustIncomingTrace the baggage is kept too. Applies to New.
 func TrustIncomingTrace() Option {
 	return func(c *config) error { c.trustIn = true; return nil }
 }

@@ -27,11 +27,18 @@ type SetupOption func(*setupConfig) error
 
 type setupConfig struct {
 	service    string
-	processors []sdktrace.SpanProcessor
+	processors []spanProcessor
 	readers    []sdkmetric.Reader
 	sampler    sdktrace.Sampler
 	registry   *prometheus.Registry
 	noGlobals  bool
+}
+
+// spanProcessor is a processor given with WithSpanProcessor, or an exporter given with
+// WithSpanExporter whose batching processor (and its goroutine) Setup starts once it cannot fail.
+type spanProcessor struct {
+	processor sdktrace.SpanProcessor
+	exporter  sdktrace.SpanExporter
 }
 
 // ServiceName sets the service.name resource attribute (default "gatewaykit").
@@ -53,7 +60,7 @@ func WithSpanExporter(exp sdktrace.SpanExporter) SetupOption {
 		if exp == nil {
 			return errors.New("telemetry: WithSpanExporter: nil exporter")
 		}
-		c.processors = append(c.processors, sdktrace.NewBatchSpanProcessor(exp))
+		c.processors = append(c.processors, spanProcessor{exporter: exp})
 		return nil
 	}
 }
@@ -65,7 +72,7 @@ func WithSpanProcessor(sp sdktrace.SpanProcessor) SetupOption {
 		if sp == nil {
 			return errors.New("telemetry: WithSpanProcessor: nil processor")
 		}
-		c.processors = append(c.processors, sp)
+		c.processors = append(c.processors, spanProcessor{processor: sp})
 		return nil
 	}
 }
@@ -165,7 +172,12 @@ func Setup(opts ...SetupOption) (*SDK, error) {
 	}
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(c.sampler)}
 	for _, p := range c.processors {
-		topts = append(topts, sdktrace.WithSpanProcessor(p))
+		sp := p.processor
+		if sp == nil {
+			// Started only now that nothing can fail: its goroutine ends with Shutdown.
+			sp = sdktrace.NewBatchSpanProcessor(p.exporter)
+		}
+		topts = append(topts, sdktrace.WithSpanProcessor(sp))
 	}
 	s := &SDK{
 		TracerProvider: sdktrace.NewTracerProvider(topts...),

@@ -18,12 +18,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
 )
 
 // env is a gateway with the full telemetry setup over in-memory exporters.
@@ -551,5 +553,80 @@ func TestIncomingTraceContext(t *testing.T) {
 				t.Fatalf("public endpoint span links %+v, want the client's context", s.Links)
 			}
 		})
+	}
+}
+
+// A public endpoint must not carry the client's W3C baggage into the request context: the
+// gateway's transport would inject it into every upstream call, so a client could set the
+// baggage entries internal services trust (tenant, feature flags). Trusted callers keep it.
+func TestIncomingBaggage(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		trust bool
+	}{{"public endpoint by default", false}, {"trusted callers", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			sdk, err := telemetry.Setup(telemetry.NoGlobals(), telemetry.WithRegistry(prometheus.NewRegistry()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = sdk.Shutdown(context.Background()) }()
+			opts := []telemetry.Option{telemetry.WithTracerProvider(sdk.TracerProvider), telemetry.WithMeterProvider(sdk.MeterProvider),
+				telemetry.WithPropagators(sdk.Propagator)}
+			var gotBaggage atomic.Value
+			upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				gotBaggage.Store(r.Header.Get("Baggage"))
+			}))
+			defer upstream.Close()
+			tr, err := telemetry.NewTransport(nil, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := &http.Client{Transport: tr}
+			defer client.CloseIdleConnections()
+			var inCtx string
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				inCtx = baggage.FromContext(r.Context()).Member("tenant").Value()
+				req, _ := http.NewRequestWithContext(r.Context(), "GET", upstream.URL, nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = resp.Body.Close()
+			})
+			if tt.trust {
+				opts = append(opts, telemetry.TrustIncomingTrace())
+			}
+			tel, err := telemetry.New(append(opts, telemetry.WithoutAccessLog())...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set("Baggage", "tenant=admin")
+			tel.Wrap(h).ServeHTTP(httptest.NewRecorder(), req)
+			up, _ := gotBaggage.Load().(string)
+			if tt.trust {
+				if inCtx != "admin" || !strings.Contains(up, "tenant=admin") {
+					t.Fatalf("trusted: baggage in context %q, at the upstream %q; want tenant=admin in both", inCtx, up)
+				}
+				return
+			}
+			if inCtx != "" || up != "" {
+				t.Fatalf("public endpoint: client baggage in context %q, at the upstream %q; want none", inCtx, up)
+			}
+		})
+	}
+}
+
+// A Setup that fails must not leave a span exporter's batching goroutine running: the caller
+// gets no SDK to shut down.
+func TestSetupErrorLeaksNoGoroutine(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	if _, err := telemetry.Setup(telemetry.NoGlobals(), telemetry.WithSpanExporter(&countingExporter{}),
+		telemetry.ServiceName("")); err == nil {
+		t.Fatal("Setup with an empty service name succeeded")
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Fatalf("failed Setup left goroutines behind: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // errBodyTooLarge is returned by limitedBody past the limit.
@@ -15,12 +16,12 @@ var errBodyTooLarge = errors.New("transcode: request body too large")
 type limitedBody struct {
 	rc       io.ReadCloser
 	left     int64
-	tooLarge *bool
+	tooLarge *atomic.Bool // set on the reading goroutine, read on the handler's
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 { // the declared Content-Length is already too large
-		*b.tooLarge = true
+		b.tooLarge.Store(true)
 		return 0, errBodyTooLarge
 	}
 	if b.left == 0 {
@@ -28,7 +29,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := b.rc.Read(one[:])
 		if n > 0 {
-			*b.tooLarge = true
+			b.tooLarge.Store(true)
 			return 0, errBodyTooLarge
 		}
 		return 0, err

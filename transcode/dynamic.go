@@ -158,9 +158,12 @@ func (t *Transcoder) buildRoutes(d *dynamic, files *protoregistry.Files, target 
 						errs = append(errs, fmt.Errorf("transcode: %s: %s: %w", position(m), m.FullName(), err))
 						continue
 					}
-					key := rt.httpMethod + " " + rt.tmpl.String()
+					// Keyed by shape: templates differing only in variable names match the same
+					// paths, and which one won would depend on file order.
+					key := rt.httpMethod + " " + rt.tmpl.shape()
 					if other, dup := seen[key]; dup {
-						errs = append(errs, fmt.Errorf("transcode: %s: %s and %s both bind %s", position(m), other, m.FullName(), key))
+						errs = append(errs, fmt.Errorf("transcode: %s: %s and %s both bind %s %s", position(m), other, m.FullName(),
+							rt.httpMethod, rt.tmpl))
 						continue
 					}
 					seen[key] = string(m.FullName())

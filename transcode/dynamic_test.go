@@ -80,6 +80,8 @@ func TestDynamicStartupErrors(t *testing.T) {
 		{"unknown body field", svc(`post: "/v1/x" body: "nope"`), "body field"},
 		{"unknown response_body", svc(`get: "/v1/x" response_body: "nope"`), "response_body"},
 		{"duplicate route", svc(`get: "/v1/{id}"`, `get: "/v1/{id}"`), "bad.proto:8: p.S.Ra and p.S.Rb both bind"},
+		{"same route, other variable", svc(`get: "/v1/{id}"`, `get: "/v1/{n.x}"`), "p.S.Ra and p.S.Rb both bind"},
+		{"same route, wildcard", svc(`get: "/v1/{id}/x"`, `get: "/v1/*/x"`), "p.S.Ra and p.S.Rb both bind"},
 		{"deep wildcard not last", svc(`get: "/v1/**/x"`), `"**" must be the last`},
 		{"bad custom kind", svc(`custom: {kind: "NOT A METHOD" path: "/v1/x"}`), "not an HTTP method"},
 		{"no rules", goodHeader, "no method with a google.api.http rule"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -55,7 +56,7 @@ type staticState struct {
 	orig     *http.Request
 	code     codes.Code
 	unrouted bool
-	tooLarge bool
+	tooLarge atomic.Bool
 }
 
 type staticStateKey struct{}
@@ -167,7 +168,7 @@ func allowMatcher(allow map[string]string) runtime.HeaderMatcherFunc {
 
 func (t *Transcoder) staticError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	state := stateFrom(ctx)
-	if state.tooLarge {
+	if state.tooLarge.Load() {
 		state.code = codes.InvalidArgument
 		t.reject(w, r, http.StatusRequestEntityTooLarge, "The request body is too large.")
 		return
@@ -191,7 +192,8 @@ func (t *Transcoder) staticRoutingError(ctx context.Context, _ *runtime.ServeMux
 	state := stateFrom(ctx)
 	state.unrouted = true
 	switch {
-	case httpStatus == http.StatusNotFound && state.next != nil:
+	case (httpStatus == http.StatusNotFound || httpStatus == http.StatusMethodNotAllowed) && state.next != nil:
+		// As in dynamic mode: Wrap passes on every request no rule serves.
 		state.next.ServeHTTP(w, state.orig)
 	case httpStatus == http.StatusNotFound:
 		t.reject(w, r, http.StatusNotFound, "No route matches the request.")

@@ -263,6 +263,20 @@ func (t *template) String() string {
 	return b.String()
 }
 
+// shape renders the template without its variables ("/v1/{id}" and "/v1/{name}" are both
+// "/v1/*"): two templates with one shape match exactly the same paths.
+func (t *template) shape() string {
+	var b strings.Builder
+	for _, sg := range t.segs {
+		b.WriteByte('/')
+		b.WriteString(sg.render())
+	}
+	if t.verb != "" {
+		b.WriteString(":" + escapeLiteral(t.verb))
+	}
+	return b.String()
+}
+
 func (s segment) render() string {
 	switch s.kind {
 	case segWild:

@@ -377,6 +377,11 @@ func TestRouting(t *testing.T) {
 		if w := do(h, "GET", "/v2/nothing", "", "Authorization", "x"); w.Code != http.StatusTeapot {
 			t.Fatalf("Wrap did not pass on: %d", w.Code)
 		}
+		// A known path with a method no rule serves is not a transcoder request either: the
+		// handler behind may serve it (both modes behave alike).
+		if w := do(h, "PATCH", "/v1/echo/x", ""); w.Code != http.StatusTeapot {
+			t.Fatalf("Wrap answered another method on a transcoded path itself: %d", w.Code)
+		}
 		echoResponse(t, do(h, "GET", "/v1/echo/x", ""))
 	})
 }

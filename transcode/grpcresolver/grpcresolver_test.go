@@ -53,6 +53,20 @@ type table struct {
 	services []string
 }
 
+// waitLookups waits until n more lookups than now have happened, so a test observes the effect
+// of refreshes instead of sleeping and hoping some ran.
+func (tb *table) waitLookups(t *testing.T, n int) {
+	t.Helper()
+	tb.mu.Lock()
+	want := len(tb.services) + n
+	tb.mu.Unlock()
+	eventually(t, "more lookups", func() bool {
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		return len(tb.services) >= want
+	})
+}
+
 func (tb *table) set(err error, addrs ...string) {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
@@ -115,12 +129,12 @@ func TestFollowsLookup(t *testing.T) {
 
 	// A failing or empty lookup keeps the last good addresses.
 	tb.set(errors.New("consul down"))
-	time.Sleep(100 * time.Millisecond) // several refreshes
+	tb.waitLookups(t, 3) // several refreshes, however slow the machine
 	if n := served(c); n != 2 {
 		t.Fatalf("after lookup errors served by %d, want 2 (last good)", n)
 	}
 	tb.set(nil)
-	time.Sleep(100 * time.Millisecond)
+	tb.waitLookups(t, 3)
 	if n := served(c); n != 2 {
 		t.Fatalf("after empty lookups served by %d, want 2 (last good)", n)
 	}
