@@ -243,11 +243,12 @@ func (j *JWT) keyFor(ctx context.Context, t *jwtlib.Token) (any, error) {
 		return key, err
 	}
 	if j.remote != nil {
-		if rerr := j.remote.refresh(ctx, false); rerr == nil {
-			key, found, err = j.remote.keys().lookup(alg, kid, hasKID)
-			if err != nil || found {
-				return key, err
-			}
+		// Join or start a refresh (at most one per cooldown), then look again: even when this call
+		// was refused by the cooldown, a fetch that just finished may have brought the key.
+		_ = j.remote.refresh(ctx, false)
+		key, found, err = j.remote.keys().lookup(alg, kid, hasKID)
+		if err != nil || found {
+			return key, err
 		}
 	}
 	return nil, ErrUnknownKey
