@@ -97,7 +97,7 @@ func TestIntrospectionFailsClosed(t *testing.T) {
 		mode.Store(m)
 		w := do(t, h, bearer("opaque-"+m))
 		expectRejected(t, w, http.StatusServiceUnavailable, auth.ErrUnavailable, "opaque-"+m)
-		if got := w.Body.String(); (strings.Contains(got, "boom") || strings.Contains(got, "html")) {
+		if got := w.Body.String(); strings.Contains(got, "boom") || strings.Contains(got, "html") {
 			t.Errorf("%s: body leaks the IdP answer: %s", m, got)
 		}
 	}
