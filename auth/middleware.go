@@ -35,9 +35,9 @@ type gate struct {
 	headers  []upstreamHeader
 
 	decisions metric.Int64Counter
-	okAttrs   metric.AddOption
-	anonAttrs metric.AddOption
-	rejAttrs  map[error]metric.AddOption
+	okAttrs   []metric.AddOption // slices, so that Add(ctx, 1, opts...) does not allocate
+	anonAttrs []metric.AddOption
+	rejAttrs  map[error][]metric.AddOption
 	methodKV  attribute.KeyValue
 }
 
@@ -65,12 +65,12 @@ func newGate(c *config, method string) (*gate, error) {
 		return nil, err
 	}
 	g.methodKV = attribute.String("auth.method", method)
-	set := func(outcome, reason string) metric.AddOption {
-		return metric.WithAttributeSet(attribute.NewSet(g.methodKV,
-			attribute.String("auth.outcome", outcome), attribute.String("auth.reason", reason)))
+	set := func(outcome, reason string) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(g.methodKV,
+			attribute.String("auth.outcome", outcome), attribute.String("auth.reason", reason)))}
 	}
 	g.okAttrs, g.anonAttrs = set("ok", ""), set("anonymous", "")
-	g.rejAttrs = make(map[error]metric.AddOption, len(classes))
+	g.rejAttrs = make(map[error][]metric.AddOption, len(classes))
 	for _, cl := range classes {
 		g.rejAttrs[cl] = set("rejected", detailOf(cl))
 	}
@@ -98,24 +98,27 @@ func (g *gate) wrap(a Authenticator, next http.Handler) http.Handler {
 		ctx := r.Context()
 		if err != nil {
 			if g.optional && errors.Is(err, ErrNoCredentials) {
-				g.decisions.Add(ctx, 1, g.anonAttrs)
+				g.decisions.Add(ctx, 1, g.anonAttrs...)
 				next.ServeHTTP(w, r)
 				return
 			}
 			cl := classOf(err)
-			g.decisions.Add(ctx, 1, g.rejAttrs[cl])
+			g.decisions.Add(ctx, 1, g.rejAttrs[cl]...)
 			if span := trace.SpanFromContext(ctx); span.IsRecording() {
 				span.SetAttributes(g.methodKV, attribute.String("auth.reason", detailOf(cl)))
 			}
 			g.onError(w, r, problemFor(err))
 			return
 		}
-		for _, uh := range g.headers {
-			if v := uh.value(id); v != "" {
-				r.Header[uh.name] = []string{v}
+		// One backing array for all header values; each header gets a full-capacity slice of it,
+		// so an append by a later handler copies instead of writing into its neighbour.
+		vals := make([]string, len(g.headers))
+		for i, uh := range g.headers {
+			if vals[i] = uh.value(id); vals[i] != "" {
+				r.Header[uh.name] = vals[i : i+1 : i+1]
 			}
 		}
-		g.decisions.Add(ctx, 1, g.okAttrs)
+		g.decisions.Add(ctx, 1, g.okAttrs...)
 		if span := trace.SpanFromContext(ctx); span.IsRecording() {
 			span.SetAttributes(g.methodKV, attribute.String("auth.method.used", id.Method))
 		}
