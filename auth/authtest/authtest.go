@@ -91,15 +91,26 @@ func New(issuerURL, alg string) (*Issuer, error) {
 // Start serves a new issuer for alg on a loopback httptest server that is closed in t.Cleanup.
 func Start(t testing.TB, alg string) *Issuer {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(nil)
-	iss, err := New("http://"+srv.Listener.Addr().String(), alg)
+	iss, srv, err := NewServer(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = iss
-	srv.Start()
 	t.Cleanup(srv.Close)
 	return iss
+}
+
+// NewServer serves a new issuer for alg on a loopback httptest server (plain http; the issuer URL
+// is the server's URL). The caller closes the server.
+func NewServer(alg string) (*Issuer, *httptest.Server, error) {
+	srv := httptest.NewUnstartedServer(nil)
+	iss, err := New("http://"+srv.Listener.Addr().String(), alg)
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	srv.Config.Handler = iss
+	srv.Start()
+	return iss, srv, nil
 }
 
 // URL returns the issuer URL (the "iss" claim).
