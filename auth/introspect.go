@@ -133,6 +133,9 @@ func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, er
 			return nil, ErrExpired
 		}
 	}
+	if v, ok := claims["nbf"].(float64); ok && in.clock().Before(time.Unix(int64(v), 0)) {
+		return nil, ErrNotYetValid
+	}
 	if _, ok := claims["sub"].(string); !ok {
 		if cid, ok := claims["client_id"].(string); ok {
 			claims["sub"] = cid

@@ -348,7 +348,7 @@ func (iss *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 	c, found := iss.opaque[tok]
 	now := iss.now()
 	iss.mu.Unlock()
-	if exp, ok := c["exp"].(int64); found && ok && now.Unix() >= exp {
+	if exp, ok := unix(c["exp"]); found && ok && now.Unix() >= exp {
 		found = false
 	}
 	if !found {
@@ -361,4 +361,19 @@ func (iss *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// unix reads a NumericDate claim given as any Go number.
+func unix(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	case time.Time:
+		return n.Unix(), true
+	}
+	return 0, false
 }
