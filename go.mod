@@ -3,6 +3,7 @@ module github.com/gatewaykit/gatewaykit
 go 1.26.7
 
 require (
+	github.com/MicahParks/jwkset v0.11.4
 	github.com/bufbuild/protocompile v0.14.1
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/felixge/httpsnoop v1.1.0
