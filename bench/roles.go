@@ -9,8 +9,21 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/gatewaykit/gatewaykit/discovery"
 )
+
+// bufferPool is an httputil.BufferPool over sync.Pool, as the tuning steps measure.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
 
 // backendBody is what every backend answers: a small JSON document, as a typical API response.
 var backendBody = []byte(`{"id":"o1001","user_id":"alice","product_id":"p1","quantity":1,"total":19.5,"status":"shipped"}` + "\n")
@@ -31,14 +44,25 @@ func runRole(ctx context.Context, o options) error {
 			return err
 		}
 		h = httputil.NewSingleHostReverseProxy(u) // default settings, on purpose
+	case "bare-transport", "bare-tuned":
+		u, err := url.Parse("http://" + ups[0])
+		if err != nil {
+			return err
+		}
+		p := httputil.NewSingleHostReverseProxy(u)
+		p.Transport = discovery.DefaultTransport() // step 1: keep connections to the backend alive
+		if o.role == "bare-tuned" {
+			p.BufferPool = newBufferPool() // step 2: no 32 KiB copy buffer per request
+		}
+		h = p
 	default:
-		build, ok := gatewaykitRoles[o.role]
+		t, ok := lookupTarget(o.role)
 		if !ok {
 			return fmt.Errorf("unknown role %q", o.role)
 		}
 		var closeFn func()
 		var err error
-		h, closeFn, err = build(ups)
+		h, closeFn, err = t.build(ups)
 		if err != nil {
 			return err
 		}
