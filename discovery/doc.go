@@ -35,7 +35,8 @@
 //   - gatewaykit.discovery.ejections (counter, {ejection}): passive-health ejections, by service
 //     and instance.
 //   - gatewaykit.discovery.errors (counter, {request}): requests the proxy failed, by service and
-//     error.type: no_instance, timeout, upstream, canceled (the client went away).
+//     error.type: no_instance, timeout, upstream, canceled (the client went away), client (the
+//     client sent a body that could not be read, or an invalid Upgrade: answered 400 or 413).
 //   - gatewaykit.discovery.endpoints (gauge, {instance}): instances known to a proxy, by service and
 //     state: admitted, ejected.
 //   - gatewaykit.discovery.resolver.staleness (gauge, s): for Consul, how long the served instance

@@ -9,7 +9,8 @@ import (
 // takes an instance out of rotation after ConsecutiveFailures failures in a row. A failure is a
 // transport error (refused connection, reset, timeout, an error from a WithTransport round
 // tripper such as an open breaker) or a 5xx response; any other response resets the count.
-// Requests the client cancelled do not count.
+// Requests the client cancelled, or whose body the client failed to send (malformed, cut short,
+// over a size limit set by an earlier middleware), do not count.
 //
 // An ejected instance is readmitted after BaseEjection; an instance ejected again soon after
 // (within MaxEjection of its readmission) stays out twice as long as the previous time, up to

@@ -32,7 +32,10 @@ import (
 //
 // Failures are answered with problem+json through the error handler: 503 with Retry-After when no
 // instance is available, 504 when the upstream timed out, 502 for other upstream failures (or what
-// WithErrorMapper decides). Upstream error text never reaches the client.
+// WithErrorMapper decides). Failures the client caused are 400 (a request body that could not be
+// read, an Upgrade header naming a non-printable protocol) or 413 (a body over the limit an
+// earlier middleware set with http.MaxBytesReader) and never count against the instance.
+// Upstream error text never reaches the client.
 //
 // A Proxy is safe for concurrent use. Close stops its resolver watch and closes idle connections.
 type Proxy struct {
@@ -191,6 +194,11 @@ func (p *Proxy) InFlight() int64 {
 
 // ServeHTTP forwards r to an instance.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !validUpgrade(r.Header) {
+		p.m.errors.Add(r.Context(), 1, p.m.errClient...)
+		p.errHandler(w, r, gatewaykit.NewProblem(http.StatusBadRequest, "the Upgrade header names an invalid protocol"))
+		return
+	}
 	t := p.table.Load()
 	if t.nextReadmit != 0 && p.clock.Now().UnixNano() >= t.nextReadmit {
 		t = p.readmit()
@@ -236,6 +244,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, e *Endpoint) {
 		out.Host = in.Host
 	} else {
 		out.Host = ""
+	}
+	if out.Body != nil {
+		out.Body = &clientBody{rc: out.Body} // only requests with a body: GETs stay allocation-free
 	}
 	if in.Trailer != nil {
 		// The server fills in.Trailer when the body reaches EOF, and the transport sends
@@ -336,6 +347,16 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error,
 		// The client went away: not the instance's fault, and nobody reads the answer.
 		p.m.errors.Add(r.Context(), 1, p.m.errCanceled...)
 		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	if status, ok := clientFault(r); ok {
+		// The client's body failed (malformed, cut, over a size limit): not the instance's fault.
+		p.m.errors.Add(r.Context(), 1, p.m.errClient...)
+		detail := "the request body could not be read"
+		if status == http.StatusRequestEntityTooLarge {
+			detail = "the request body is too large"
+		}
+		p.errHandler(w, r, gatewaykit.NewProblem(status, detail).WithErr(err))
 		return
 	}
 	p.failure(e)
