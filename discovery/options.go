@@ -178,8 +178,11 @@ func WithTransport(rt http.RoundTripper) Option {
 
 // StripPrefix removes prefix (for example "/api") from the request path before forwarding:
 // "/api/orders/7" goes upstream as "/orders/7" and "/api" as "/". Paths that do not start with the
-// prefix at a segment boundary are forwarded unchanged. The prefix must start with "/" and hold
-// only unreserved URL characters and "/". NewProxy only; exclusive with ReplacePrefix.
+// prefix at a segment boundary are forwarded unchanged; segment boundaries are those of the path as
+// sent ("/api%2Fx" is one segment). Requests whose path has "." or ".." segments are answered 400,
+// so a rewritten path cannot escape the prefix once the upstream resolves them. The prefix must
+// start with "/" and hold only unreserved URL characters and "/". NewProxy only; exclusive with
+// ReplacePrefix.
 func StripPrefix(prefix string) Option {
 	return ReplacePrefix(prefix, "")
 }
@@ -187,7 +190,8 @@ func StripPrefix(prefix string) Option {
 // ReplacePrefix replaces the path prefix from with to: ReplacePrefix("/api/v1", "/v1") forwards
 // "/api/v1/orders" as "/v1/orders". Both must be empty or start with "/", hold only unreserved URL
 // characters and "/", and from must not be "/" alone. Paths that do not start with from at a
-// segment boundary are forwarded unchanged. Unlike StripPrefix with an empty to, a non-empty to
+// segment boundary are forwarded unchanged, and paths with dot segments are answered 400, as with
+// StripPrefix. Unlike StripPrefix with an empty to, a non-empty to
 // costs one allocation per request. NewProxy only.
 func ReplacePrefix(from, to string) Option {
 	return func(c *config) error {

@@ -199,6 +199,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.errHandler(w, r, gatewaykit.NewProblem(http.StatusBadRequest, "the Upgrade header names an invalid protocol"))
 		return
 	}
+	if p.rewriteSet && hasDotSegment(r.URL.Path) {
+		p.m.errors.Add(r.Context(), 1, p.m.errClient...)
+		p.errHandler(w, r, gatewaykit.NewProblem(http.StatusBadRequest, "the request path has dot segments"))
+		return
+	}
 	t := p.table.Load()
 	if t.nextReadmit != 0 && p.clock.Now().UnixNano() >= t.nextReadmit {
 		t = p.readmit()
@@ -298,16 +303,36 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, e *Endpoint) {
 }
 
 func (p *Proxy) rewritePath(u *url.URL) {
-	rest, ok := cutSegmentPrefix(u.Path, p.rewriteFrom)
-	if !ok {
+	if u.RawPath != "" && u.EscapedPath() == u.RawPath {
+		// The escaped form sent upstream decides where segments end: "/api%2Fx" is the one
+		// segment "api/x". (An invalid RawPath is ignored by EscapedPath, and so here.)
+		raw, ok := cutSegmentPrefix(u.RawPath, p.rewriteFrom)
+		if !ok {
+			return
+		}
+		rest, ok := cutSegmentPrefix(u.Path, p.rewriteFrom)
+		if !ok {
+			return // RawPath is not an encoding of Path; ServeHTTP never gets here
+		}
+		u.Path, u.RawPath = p.joinPrefix(rest), p.joinPrefix(raw)
 		return
 	}
-	u.Path = p.joinPrefix(rest)
-	if u.RawPath != "" {
-		if raw, ok := cutSegmentPrefix(u.RawPath, p.rewriteFrom); ok {
-			u.RawPath = p.joinPrefix(raw)
-		} else {
-			u.RawPath = ""
+	if rest, ok := cutSegmentPrefix(u.Path, p.rewriteFrom); ok {
+		u.Path, u.RawPath = p.joinPrefix(rest), ""
+	}
+}
+
+// hasDotSegment reports whether path has a "." or ".." segment. Upstreams resolve them, so a
+// rewritten "/v1/../admin" would escape the replacement prefix.
+func hasDotSegment(path string) bool {
+	for {
+		i := strings.Index(path, "/.")
+		if i < 0 {
+			return false
+		}
+		path = path[i+2:]
+		if path == "" || path[0] == '/' || (path[0] == '.' && (len(path) == 1 || path[1] == '/')) {
+			return true
 		}
 	}
 }
