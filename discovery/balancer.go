@@ -132,8 +132,9 @@ type HashKey func(r *http.Request) string
 
 // ConsistentHash returns a balancer that sends every request with the same key to the same
 // endpoint, for sticky routing: a ring of virtual nodes (100 per unit of relative weight, at most
-// 1000 per endpoint) placed by the xxhash of each instance's ID, so that adding or removing one of
-// N instances moves only about 1/N of the keys, and gateway replicas agree on the placement.
+// 1000 per endpoint) placed by the xxhash of each instance's ID and address, so that adding or
+// removing one of N instances moves only about 1/N of the keys, and gateway replicas agree on the
+// placement.
 // Requests without a key are spread at random. Safe for concurrent use if key is. A nil key is
 // refused by WithBalancer.
 func ConsistentHash(key HashKey) Balancer { return consistentHash{key: key} }

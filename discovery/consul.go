@@ -243,7 +243,11 @@ func (c *Consul) query(ctx context.Context, service string, index uint64) ([]Ins
 		}
 		insts = append(insts, in)
 	}
-	slices.SortFunc(insts, func(a, b Instance) int { return cmp.Compare(a.ID, b.ID) })
+	// Service IDs are unique per node only: order by address too, so that equal answers compare
+	// equal and do not churn the proxies' endpoints.
+	slices.SortFunc(insts, func(a, b Instance) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Address, b.Address), cmp.Compare(a.Port, b.Port))
+	})
 	return insts, meta.LastIndex, nil
 }
 
