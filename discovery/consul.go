@@ -19,6 +19,12 @@ import (
 // minQueryInterval is the shortest time between the starts of two queries of one watch.
 const minQueryInterval = 50 * time.Millisecond
 
+// queryGrace is how long a watch query may run past the time Consul may take to answer (at once
+// for index 0; the wait time plus Consul's jitter of up to wait/16 for blocking queries) before it
+// is abandoned as failed: an agent behind a dead network path never answers nor resets the
+// connection, and the HTTP client has no timeout of its own.
+const queryGrace = 10 * time.Second
+
 // ErrClosed is returned by resolvers used after Close.
 var ErrClosed = errors.New("discovery: resolver closed")
 
@@ -28,7 +34,8 @@ var ErrClosed = errors.New("discovery: resolver closed")
 //
 // Each watched service has one goroutine running blocking queries with the last index (no
 // polling: a query returns when the service's health changes or after WithWaitTime; queries
-// start at least 50ms apart). When Consul
+// start at least 50ms apart; a query still unanswered 10s after Consul should have answered is
+// abandoned as failed). When Consul
 // fails or is unreachable the last good instance set keeps being served, the failure is counted
 // (gatewaykit.discovery.resolver.errors), logged once when it starts and once when Consul answers
 // again, the staleness gauge grows, and the query is retried with exponential back-off and jitter
@@ -270,7 +277,13 @@ func (c *Consul) run(ctx context.Context, w *consulWatch) {
 			}
 		}
 		started = time.Now()
-		insts, last, err := c.query(ctx, w.service, index)
+		timeout := queryGrace
+		if index > 0 {
+			timeout += c.waitTime + c.waitTime/16
+		}
+		qctx, cancel := context.WithTimeout(ctx, timeout)
+		insts, last, err := c.query(qctx, w.service, index)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
