@@ -476,6 +476,7 @@ func (p *Proxy) rebuild() {
 	var now int64
 	if p.passive.enabled() {
 		now = p.clock.Now().UnixNano()
+		p.enforceEjectionLimit(now)
 	}
 	t := &table{all: p.endpoints}
 	for _, e := range p.endpoints {
