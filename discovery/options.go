@@ -266,7 +266,9 @@ func WithErrorHandler(h gatewaykit.ErrorHandler) Option {
 // WithErrorMapper lets the user turn an upstream error into a problem, for example a circuit
 // breaker's "open" sentinel into a 503 with Retry-After. fn returns nil to fall back to the default
 // mapping (timeouts 504, anything else 502). The problem's Detail reaches the client: keep it safe.
-// fn must be safe for concurrent use. NewProxy only.
+// fn may return the same *Problem for many requests: the proxy never modifies it (it hands the
+// error handler a copy with Err set to the upstream error). fn must be safe for concurrent use.
+// NewProxy only.
 func WithErrorMapper(fn func(error) *gatewaykit.Problem) Option {
 	return func(c *config) error {
 		if err := only(c, "WithErrorMapper", kindProxy); err != nil {

@@ -398,7 +398,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error,
 		}
 	}
 	if prob.Err == nil {
-		prob.Err = err
+		cp := *prob // the mapper may return a shared problem: never write into it
+		cp.Err = err
+		prob = &cp
 	}
 	if timeout {
 		p.m.errors.Add(r.Context(), 1, p.m.errTimeout...)
