@@ -235,8 +235,9 @@ func validPathPrefix(p string) bool {
 
 // WithClientIPResolver sets the trusted-proxy rules for forwarding headers (default nil: trust
 // nobody). When the TCP peer is a trusted proxy, the incoming X-Forwarded-For chain is kept and the
-// peer appended, and X-Forwarded-Host/Proto, Forwarded and X-Real-IP are passed on. Otherwise all of
-// them are dropped and replaced by the proxy's own view (peer address, Host, TLS). NewProxy only.
+// peer appended, and X-Forwarded-Host/Proto, the other X-Forwarded-* headers (Port, Prefix...),
+// Forwarded and X-Real-IP are passed on. Otherwise all of them are dropped and X-Forwarded-For/
+// Host/Proto are replaced by the proxy's own view (peer address, Host, TLS). NewProxy only.
 func WithClientIPResolver(r *gatewaykit.ClientIPResolver) Option {
 	return func(c *config) error {
 		if err := only(c, "WithClientIPResolver", kindProxy); err != nil {

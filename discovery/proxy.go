@@ -291,7 +291,15 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, e *Endpoint) {
 			h["Forwarded"] = v
 		}
 	} else {
+		// The client's own forwarding headers are lies until proven otherwise: ReverseProxy drops
+		// Forwarded and X-Forwarded-For/Host/Proto; drop the rest of the family too (Port,
+		// Prefix, Server, Ssl...: upstream frameworks build URLs and redirects from them).
 		delete(h, "X-Real-Ip")
+		for k := range h {
+			if strings.HasPrefix(k, "X-Forwarded-") {
+				delete(h, k)
+			}
+		}
 	}
 	if peer != "" {
 		h["X-Forwarded-For"] = vals[0:1:1]
