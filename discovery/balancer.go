@@ -19,8 +19,9 @@ type Balancer interface {
 }
 
 // Picker chooses the endpoint for one request. Pick is called concurrently on the request path:
-// it should not allocate or block. It returns nil only when it has nothing to pick, which the
-// Proxy answers with 503.
+// it should not allocate or block. It returns one of the endpoints given to NewPicker, or nil
+// when it has nothing to pick; the Proxy answers nil (and, logging the bug, any endpoint it did
+// not give the Balancer) with 503.
 type Picker interface {
 	Pick(r *http.Request) *Endpoint
 }

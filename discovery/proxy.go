@@ -221,7 +221,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pk != nil {
 		e = pk.Pick(r)
 	}
-	if e == nil {
+	if e == nil || e.proxy != p { // nothing, or (a custom Picker's bug) an endpoint not ours
+		if e != nil && p.logLimit.allow() {
+			p.logger.Error("discovery: the balancer's picker returned an endpoint this proxy did not give it", "service", p.service)
+		}
 		p.m.errors.Add(r.Context(), 1, p.m.errNoInstance...)
 		p.errHandler(w, r, gatewaykit.NewProblem(http.StatusServiceUnavailable,
 			"no healthy instance of the upstream service is available").WithRetryAfter(p.retryAfter))
