@@ -25,7 +25,8 @@ const minQueryInterval = 50 * time.Millisecond
 // connection, and the HTTP client has no timeout of its own.
 const queryGrace = 10 * time.Second
 
-// ErrClosed is returned by resolvers used after Close.
+// ErrClosed is returned by a Consul resolver's Instances and Watch after Close. Compare with
+// errors.Is.
 var ErrClosed = errors.New("discovery: resolver closed")
 
 // Consul is a Resolver backed by Consul's health API: it reports the instances whose checks all

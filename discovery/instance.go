@@ -63,7 +63,9 @@ func (in Instance) validate() error {
 	return nil
 }
 
-// ErrUnknownService is returned by resolvers for a service they know nothing about.
+// ErrUnknownService is returned (wrapped, with the service name: compare with errors.Is) by
+// Static for a service it knows nothing about, and so by NewProxy over it. Consul never returns
+// it: a service Consul does not know has no healthy instance.
 var ErrUnknownService = errors.New("discovery: unknown service")
 
 // Resolver finds the healthy instances of services. Implementations must be safe for concurrent

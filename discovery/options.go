@@ -15,7 +15,9 @@ import (
 )
 
 // Option configures NewProxy, NewStatic or NewConsul. Each option's doc says which constructors
-// accept it; passing an option to another constructor is a construction error.
+// accept it and its default; passing an option to another constructor, or a nil Option, is a
+// construction error. Options are applied in order at construction only (a later option of the
+// same kind wins, except StripPrefix/ReplacePrefix, which may be given once).
 type Option func(*config) error
 
 // Clock tells the time. Proxies use it for outlier ejection and the Consul resolver for staleness.
@@ -339,7 +341,8 @@ func WithScheme(scheme string) Option {
 	}
 }
 
-// WithPassiveHealth configures outlier ejection (default DefaultPassiveHealth). NewProxy only.
+// WithPassiveHealth configures outlier ejection (default DefaultPassiveHealth); every field must
+// be set (see PassiveHealth's validation in the field docs). NewProxy only.
 func WithPassiveHealth(ph PassiveHealth) Option {
 	return func(c *config) error {
 		if err := only(c, "WithPassiveHealth", kindProxy); err != nil {
@@ -353,7 +356,8 @@ func WithPassiveHealth(ph PassiveHealth) Option {
 	}
 }
 
-// WithoutPassiveHealth disables outlier ejection. NewProxy only.
+// WithoutPassiveHealth disables outlier ejection (enabled by default, see DefaultPassiveHealth).
+// NewProxy only.
 func WithoutPassiveHealth() Option {
 	return func(c *config) error {
 		if err := only(c, "WithoutPassiveHealth", kindProxy); err != nil {
@@ -365,7 +369,8 @@ func WithoutPassiveHealth() Option {
 }
 
 // Fallback says where RouteByHeader sends requests without the header or with a value no
-// instance is tagged with. Build one with FallbackAll, FallbackTag or FallbackReject.
+// instance is tagged with. Build one with FallbackAll, FallbackTag or FallbackReject; the zero
+// value is invalid (RouteByHeader refuses it). A Fallback is an immutable value.
 type Fallback struct {
 	mode fallbackMode
 	tag  string
@@ -429,7 +434,9 @@ func RouteByHeader(header string, fallback Fallback, allowed ...string) Option {
 	}
 }
 
-// WithHealthCheck enables active HTTP health checks of static instances. NewStatic only.
+// WithHealthCheck enables active HTTP health checks of static instances (default: none, every
+// instance is always reported). Zero fields of hc take the defaults documented on HealthCheck.
+// NewStatic only.
 func WithHealthCheck(hc HealthCheck) Option {
 	return func(c *config) error {
 		if err := only(c, "WithHealthCheck", kindStatic); err != nil {
@@ -471,7 +478,8 @@ func WithToken(token string) Option {
 	}
 }
 
-// WithTags keeps only instances carrying all the given tags (filtered by Consul). NewConsul only.
+// WithTags keeps only instances carrying all the given tags (filtered by Consul; default: no
+// filter). NewConsul only.
 func WithTags(tags ...string) Option {
 	return func(c *config) error {
 		if err := only(c, "WithTags", kindConsul); err != nil {

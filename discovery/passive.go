@@ -21,12 +21,12 @@ import (
 // instance never is. The limits also hold when the resolver removes instances: ejected ones
 // beyond the limit for the new set are readmitted at once, soonest-ending first.
 type PassiveHealth struct {
-	// ConsecutiveFailures ejects an instance after this many failures in a row. Zero disables
-	// ejection.
+	// ConsecutiveFailures ejects an instance after this many failures in a row, 1..1000 (use
+	// WithoutPassiveHealth to disable ejection).
 	ConsecutiveFailures int
-	// BaseEjection is the first ejection's duration.
+	// BaseEjection is the first ejection's duration. Must be positive.
 	BaseEjection time.Duration
-	// MaxEjection caps the doubling ejection duration.
+	// MaxEjection caps the doubling ejection duration. At least BaseEjection.
 	MaxEjection time.Duration
 	// MaxEjectedPercent caps the share of instances ejected at once, 1..100.
 	MaxEjectedPercent int

@@ -149,7 +149,7 @@ func (c *config) defaults() {
 
 // Close stops watching the resolver and closes the idle connections of the default transport (a
 // transport given with WithTransport is left alone). Requests in flight complete; later requests
-// are answered 503. Close is idempotent and returns nil.
+// are answered 503. Close is idempotent, safe to call concurrently with requests, and returns nil.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
@@ -172,7 +172,9 @@ func (p *Proxy) Close() error {
 }
 
 // Instances returns the instances the proxy currently routes to: healthy according to the
-// resolver and not ejected. The slice is a fresh copy.
+// resolver and not ejected (empty before the first set and after Close). The slice is a fresh
+// copy; the Instances in it share Tags and Meta with the resolver (read-only). Safe for
+// concurrent use.
 func (p *Proxy) Instances() []Instance {
 	t := p.table.Load()
 	out := make([]Instance, len(t.admitted))
@@ -183,7 +185,7 @@ func (p *Proxy) Instances() []Instance {
 }
 
 // InFlight returns the number of requests being forwarded right now, over all instances
-// (including open WebSocket and streaming connections).
+// (including open WebSocket and streaming connections). Safe for concurrent use.
 func (p *Proxy) InFlight() int64 {
 	var n int64
 	for _, e := range p.table.Load().all {
@@ -192,7 +194,9 @@ func (p *Proxy) InFlight() int64 {
 	return n
 }
 
-// ServeHTTP forwards r to an instance.
+// ServeHTTP forwards r to an instance, or answers the failure as described on Proxy. Safe for
+// concurrent use. It adds a body-error tracking wrapper to the outbound request body of requests
+// that have one; it does not modify r.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !validUpgrade(r.Header) {
 		p.m.errors.Add(r.Context(), 1, p.m.errClient...)
@@ -461,7 +465,8 @@ func (p *Proxy) update(insts []Instance) {
 // Ready returns a channel closed once the resolver has delivered the first instance set (which
 // may be empty), for readiness probes and start-up ordering: before that, every request is
 // answered 503. With Static it is closed when NewProxy returns; with Consul after the first
-// query answers.
+// query answers. It is never closed when the first set never arrives (Close does not close it).
+// Safe for concurrent use.
 func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 
 func (p *Proxy) newEndpoint(in Instance) *Endpoint {
