@@ -24,7 +24,10 @@
 //
 // Failures are RFC 9457 problems written by the error handler (default gatewaykit.WriteProblem):
 // 503 with Retry-After when no instance is available, 504 when the upstream timed out, 502 when it
-// failed otherwise. Upstream error text never reaches the client.
+// failed otherwise; 400 or 413 when the client is at fault (a body that cannot be read or is over
+// an earlier middleware's limit, an invalid Upgrade header, a path with dot segments when a prefix
+// is rewritten), which never counts against an instance. Upstream error text never reaches the
+// client.
 //
 // # Telemetry
 //

@@ -251,8 +251,11 @@ func WithClientIPResolver(r *gatewaykit.ClientIPResolver) Option {
 }
 
 // WithErrorHandler sets how the proxy's own failures are written (default gatewaykit.WriteProblem):
-// 503 no healthy instance (with Retry-After), 502 upstream failed, 504 upstream timed out, or what
-// the WithErrorMapper function returned. NewProxy only.
+// 503 no healthy instance (with Retry-After), 502 upstream failed, 504 upstream timed out, 400/413
+// client at fault, or what the WithErrorMapper function returned. For failures of the forward
+// itself the handler receives httputil.ReverseProxy's outbound request (URL and Host already
+// rewritten for the instance; same context as the inbound request, so request IDs and
+// cancellation carry over). h must be safe for concurrent use. NewProxy only.
 func WithErrorHandler(h gatewaykit.ErrorHandler) Option {
 	return func(c *config) error {
 		if err := only(c, "WithErrorHandler", kindProxy); err != nil {
