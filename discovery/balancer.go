@@ -19,8 +19,9 @@ type Balancer interface {
 }
 
 // Picker chooses the endpoint for one request. Pick is called concurrently on the request path:
-// it should not allocate or block. It returns nil only when it has nothing to pick, which the
-// Proxy answers with 503.
+// it should not allocate or block. It returns one of the endpoints given to NewPicker, or nil
+// when it has nothing to pick; the Proxy answers nil (and, logging the bug, any endpoint it did
+// not give the Balancer) with 503.
 type Picker interface {
 	Pick(r *http.Request) *Endpoint
 }
@@ -132,8 +133,9 @@ type HashKey func(r *http.Request) string
 
 // ConsistentHash returns a balancer that sends every request with the same key to the same
 // endpoint, for sticky routing: a ring of virtual nodes (100 per unit of relative weight, at most
-// 1000 per endpoint) placed by the xxhash of each instance's ID, so that adding or removing one of
-// N instances moves only about 1/N of the keys, and gateway replicas agree on the placement.
+// 1000 per endpoint) placed by the xxhash of each instance's ID and address, so that adding or
+// removing one of N instances moves only about 1/N of the keys, and gateway replicas agree on the
+// placement.
 // Requests without a key are spread at random. Safe for concurrent use if key is. A nil key is
 // refused by WithBalancer.
 func ConsistentHash(key HashKey) Balancer { return consistentHash{key: key} }

@@ -19,7 +19,14 @@ import (
 // minQueryInterval is the shortest time between the starts of two queries of one watch.
 const minQueryInterval = 50 * time.Millisecond
 
-// ErrClosed is returned by resolvers used after Close.
+// queryGrace is how long a watch query may run past the time Consul may take to answer (at once
+// for index 0; the wait time plus Consul's jitter of up to wait/16 for blocking queries) before it
+// is abandoned as failed: an agent behind a dead network path never answers nor resets the
+// connection, and the HTTP client has no timeout of its own.
+const queryGrace = 10 * time.Second
+
+// ErrClosed is returned by a Consul resolver's Instances and Watch after Close. Compare with
+// errors.Is.
 var ErrClosed = errors.New("discovery: resolver closed")
 
 // Consul is a Resolver backed by Consul's health API: it reports the instances whose checks all
@@ -28,7 +35,8 @@ var ErrClosed = errors.New("discovery: resolver closed")
 //
 // Each watched service has one goroutine running blocking queries with the last index (no
 // polling: a query returns when the service's health changes or after WithWaitTime; queries
-// start at least 50ms apart). When Consul
+// start at least 50ms apart; a query still unanswered 10s after Consul should have answered is
+// abandoned as failed). When Consul
 // fails or is unreachable the last good instance set keeps being served, the failure is counted
 // (gatewaykit.discovery.resolver.errors), logged once when it starts and once when Consul answers
 // again, the staleness gauge grows, and the query is retried with exponential back-off and jitter
@@ -243,7 +251,11 @@ func (c *Consul) query(ctx context.Context, service string, index uint64) ([]Ins
 		}
 		insts = append(insts, in)
 	}
-	slices.SortFunc(insts, func(a, b Instance) int { return cmp.Compare(a.ID, b.ID) })
+	// Service IDs are unique per node only: order by address too, so that equal answers compare
+	// equal and do not churn the proxies' endpoints.
+	slices.SortFunc(insts, func(a, b Instance) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Address, b.Address), cmp.Compare(a.Port, b.Port))
+	})
 	return insts, meta.LastIndex, nil
 }
 
@@ -266,7 +278,13 @@ func (c *Consul) run(ctx context.Context, w *consulWatch) {
 			}
 		}
 		started = time.Now()
-		insts, last, err := c.query(ctx, w.service, index)
+		timeout := queryGrace
+		if index > 0 {
+			timeout += c.waitTime + c.waitTime/16
+		}
+		qctx, cancel := context.WithTimeout(ctx, timeout)
+		insts, last, err := c.query(qctx, w.service, index)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}

@@ -311,3 +311,45 @@ func TestConsulValidation(t *testing.T) {
 		}
 	}
 }
+
+// Consul service IDs are unique per node only (and default to the service name): two nodes
+// registering "orders" with the same ID are two instances, and both must get traffic.
+func TestConsulSameServiceIDOnTwoNodes(t *testing.T) {
+	agent := consultest.Start(t)
+	client := consulClient(t, agent)
+	a, b := upstream(t, echo("a")), upstream(t, echo("b"))
+	for i, srv := range []*httptest.Server{a, b} {
+		inst := instanceOf(t, srv)
+		if _, err := client.Catalog().Register(&api.CatalogRegistration{
+			Node: "node-" + string(rune('1'+i)), Address: inst.Address,
+			Service: &api.AgentService{ID: "orders", Service: "orders", Address: inst.Address, Port: inst.Port},
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := discovery.NewConsul(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	insts, err := res.Instances(context.Background(), "orders")
+	if err != nil || len(insts) != 2 {
+		t.Fatalf("Instances = %+v, %v; want the two nodes' instances", insts, err)
+	}
+	p, err := discovery.NewProxy(res, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	front := httptest.NewServer(p)
+	defer front.Close()
+	eventually(t, "both instances routable", func() bool { return len(p.Instances()) == 2 })
+	names := map[string]int{}
+	for range 10 {
+		req, _ := http.NewRequest("GET", front.URL+"/", nil)
+		names[doSeen(t, req).Name]++
+	}
+	if names["a"] != 5 || names["b"] != 5 {
+		t.Fatalf("load over two nodes with the same service ID: %v", names)
+	}
+}

@@ -24,7 +24,10 @@
 //
 // Failures are RFC 9457 problems written by the error handler (default gatewaykit.WriteProblem):
 // 503 with Retry-After when no instance is available, 504 when the upstream timed out, 502 when it
-// failed otherwise. Upstream error text never reaches the client.
+// failed otherwise; 400 or 413 when the client is at fault (a body that cannot be read or is over
+// an earlier middleware's limit, an invalid Upgrade header, a path with dot segments when a prefix
+// is rewritten), which never counts against an instance. Upstream error text never reaches the
+// client.
 //
 // # Telemetry
 //
@@ -35,7 +38,8 @@
 //   - gatewaykit.discovery.ejections (counter, {ejection}): passive-health ejections, by service
 //     and instance.
 //   - gatewaykit.discovery.errors (counter, {request}): requests the proxy failed, by service and
-//     error.type: no_instance, timeout, upstream, canceled (the client went away).
+//     error.type: no_instance, timeout, upstream, canceled (the client went away), client (the
+//     client sent a body that could not be read, or an invalid Upgrade: answered 400 or 413).
 //   - gatewaykit.discovery.endpoints (gauge, {instance}): instances known to a proxy, by service and
 //     state: admitted, ejected.
 //   - gatewaykit.discovery.resolver.staleness (gauge, s): for Consul, how long the served instance

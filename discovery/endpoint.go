@@ -42,6 +42,7 @@ func NewEndpoint(inst Instance) *Endpoint {
 }
 
 // Instance returns the instance behind the endpoint (shared: do not modify its Tags or Meta).
+// Safe for concurrent use, like the other methods.
 func (e *Endpoint) Instance() Instance { return e.inst }
 
 // HostPort returns the instance's "host:port".

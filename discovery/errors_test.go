@@ -3,9 +3,11 @@ package discovery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,3 +110,49 @@ func TestProxyCustomErrorHandler(t *testing.T) {
 }
 
 func (e errTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, e.err }
+
+// seqTransport fails the n-th round trip with errs[n].
+type seqTransport struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (s *seqTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.errs[0]
+	s.errs = s.errs[1:]
+	return nil, err
+}
+
+// A mapper may return one shared problem for a sentinel (a breaker's "open"): the proxy must not
+// write the request's cause into it, or every later request reports the first cause (and
+// concurrent requests race on it).
+func TestProxyErrorMapperSharedProblem(t *testing.T) {
+	shared := gatewaykit.NewProblem(503, "the upstream service is temporarily unavailable")
+	mapper := func(err error) *gatewaykit.Problem {
+		if errors.Is(err, errBreakerOpen) {
+			return shared
+		}
+		return nil
+	}
+	err1, err2 := fmt.Errorf("first: %w", errBreakerOpen), fmt.Errorf("second: %w", errBreakerOpen)
+	var got []error
+	h := func(w http.ResponseWriter, r *http.Request, p *gatewaykit.Problem) {
+		got = append(got, p.Err)
+		gatewaykit.WriteProblem(w, r, p)
+	}
+	_, front := newProxy(t, []discovery.Instance{{Address: "127.0.0.1", Port: 1}}, discovery.WithoutPassiveHealth(),
+		discovery.WithTransport(&seqTransport{errs: []error{err1, err2}}), discovery.WithErrorMapper(mapper), discovery.WithErrorHandler(h))
+	for range 2 {
+		if code := get(t, front.URL); code != 503 {
+			t.Fatalf("status %d, want 503", code)
+		}
+	}
+	if len(got) != 2 || got[0] != err1 || got[1] != err2 {
+		t.Fatalf("causes %v, want [%v %v]", got, err1, err2)
+	}
+	if shared.Err != nil {
+		t.Fatalf("the mapper's shared problem was modified: Err = %v", shared.Err)
+	}
+}

@@ -25,6 +25,10 @@ func TestProxyForwardedHeaders(t *testing.T) {
 		"X-Forwarded-Proto": "https",
 		"Forwarded":         "for=203.0.113.9",
 		"X-Real-Ip":         "203.0.113.9",
+		// Upstream frameworks build URLs and redirects from these (Spring, Traefik's family).
+		"X-Forwarded-Port":   "8443",
+		"X-Forwarded-Prefix": "/evil",
+		"X-Forwarded-Server": "evil.example",
 	}
 	tests := []struct {
 		name     string
@@ -34,15 +38,16 @@ func TestProxyForwardedHeaders(t *testing.T) {
 	}{
 		{"untrusted peer: spoofed headers replaced", nil, spoof, map[string]string{
 			"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": "gw.example", "X-Forwarded-Proto": "http",
-			"Forwarded": "", "X-Real-Ip": "",
+			"Forwarded": "", "X-Real-Ip": "", "X-Forwarded-Port": "", "X-Forwarded-Prefix": "", "X-Forwarded-Server": "",
 		}},
 		{"peer outside the trusted ranges", trustOther, spoof, map[string]string{
 			"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": "gw.example", "X-Forwarded-Proto": "http",
-			"Forwarded": "", "X-Real-Ip": "",
+			"Forwarded": "", "X-Real-Ip": "", "X-Forwarded-Port": "", "X-Forwarded-Prefix": "", "X-Forwarded-Server": "",
 		}},
 		{"trusted peer: chain kept and extended", trustLoopback, spoof, map[string]string{
 			"X-Forwarded-For": "203.0.113.9, 127.0.0.1", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
 			"Forwarded": "for=203.0.113.9", "X-Real-Ip": "203.0.113.9",
+			"X-Forwarded-Port": "8443", "X-Forwarded-Prefix": "/evil", "X-Forwarded-Server": "evil.example",
 		}},
 		{"trusted peer without forwarding headers", trustLoopback, nil, map[string]string{
 			"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": "gw.example", "X-Forwarded-Proto": "http",

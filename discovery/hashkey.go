@@ -8,7 +8,8 @@ import (
 	"github.com/gatewaykit/gatewaykit"
 )
 
-// HeaderKey returns a HashKey reading the first value of the named request header.
+// HeaderKey returns a HashKey reading the first value of the named request header (name is
+// matched case-insensitively). Safe for concurrent use; it does not allocate.
 func HeaderKey(name string) HashKey {
 	name = textproto.CanonicalMIMEHeaderKey(name)
 	return func(r *http.Request) string {
@@ -20,7 +21,7 @@ func HeaderKey(name string) HashKey {
 }
 
 // CookieKey returns a HashKey reading the named cookie (the first one when repeated), without
-// allocating. Surrounding double quotes are removed.
+// allocating. Surrounding double quotes are removed. Safe for concurrent use.
 func CookieKey(name string) HashKey {
 	prefix := name + "="
 	return func(r *http.Request) string { return cookieValue(r.Header["Cookie"], prefix) }
@@ -58,7 +59,8 @@ func cookieValue(lines []string, prefix string) string {
 }
 
 // IdentityKey returns a HashKey reading the subject of the caller's gatewaykit.Identity (set by
-// an authentication middleware), or "" for anonymous requests.
+// an authentication middleware), or "" for anonymous requests (spread at random). Safe for
+// concurrent use.
 func IdentityKey() HashKey {
 	return func(r *http.Request) string {
 		if id, ok := gatewaykit.IdentityFrom(r.Context()); ok {

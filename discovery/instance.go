@@ -13,7 +13,9 @@ import (
 // Instance is one healthy network endpoint of a service, as a Resolver reports it. Resolvers share
 // the Instance values (and their Tags and Meta) between readers: treat them as read-only.
 type Instance struct {
-	// ID identifies the instance within its service. Empty means "Address:Port".
+	// ID names the instance within its service. Empty means "Address:Port". Proxies tell
+	// instances apart by ID and address together: resolvers may report several instances with one
+	// ID (Consul service IDs are unique per node only, and default to the service name).
 	ID string
 	// Address is the host name or IP address to dial.
 	Address string
@@ -35,11 +37,13 @@ func (in Instance) HostPort() string {
 // HasTag reports whether the instance carries tag (exact match).
 func (in Instance) HasTag(tag string) bool { return slices.Contains(in.Tags, tag) }
 
+// key identifies the instance within a Proxy (and places it on a consistent-hash ring): the ID and
+// the address, since IDs alone may repeat across nodes.
 func (in Instance) key() string {
-	if in.ID != "" {
-		return in.ID
+	if in.ID == "" {
+		return in.HostPort()
 	}
-	return in.HostPort()
+	return in.ID + "@" + in.HostPort()
 }
 
 func (in Instance) weight() int {
@@ -59,7 +63,9 @@ func (in Instance) validate() error {
 	return nil
 }
 
-// ErrUnknownService is returned by resolvers for a service they know nothing about.
+// ErrUnknownService is returned (wrapped, with the service name: compare with errors.Is) by
+// Static for a service it knows nothing about, and so by NewProxy over it. Consul never returns
+// it: a service Consul does not know has no healthy instance.
 var ErrUnknownService = errors.New("discovery: unknown service")
 
 // Resolver finds the healthy instances of services. Implementations must be safe for concurrent

@@ -17,7 +17,7 @@ type proxyMetrics struct {
 	errors    metric.Int64Counter
 	reg       metric.Registration
 
-	errNoInstance, errTimeout, errUpstream, errCanceled []metric.AddOption
+	errNoInstance, errTimeout, errUpstream, errCanceled, errClient []metric.AddOption
 }
 
 func (m *proxyMetrics) init(mp metric.MeterProvider, service string, p *Proxy) error {
@@ -33,7 +33,7 @@ func (m *proxyMetrics) init(mp metric.MeterProvider, service string, p *Proxy) e
 		return fmt.Errorf("discovery: metrics: %w", err)
 	}
 	if m.errors, err = meter.Int64Counter("gatewaykit.discovery.errors", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests the proxy failed, by service and error.type (no_instance, timeout, upstream, canceled).")); err != nil {
+		metric.WithDescription("Requests the proxy failed, by service and error.type (no_instance, timeout, upstream, canceled, client).")); err != nil {
 		return fmt.Errorf("discovery: metrics: %w", err)
 	}
 	endpoints, err := meter.Int64ObservableGauge("gatewaykit.discovery.endpoints", metric.WithUnit("{instance}"),
@@ -46,6 +46,7 @@ func (m *proxyMetrics) init(mp metric.MeterProvider, service string, p *Proxy) e
 		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(svc, attribute.String("error.type", kind)))}
 	}
 	m.errNoInstance, m.errTimeout, m.errUpstream, m.errCanceled = errOpt("no_instance"), errOpt("timeout"), errOpt("upstream"), errOpt("canceled")
+	m.errClient = errOpt("client")
 	admitted := metric.WithAttributeSet(attribute.NewSet(svc, attribute.String("state", "admitted")))
 	ejected := metric.WithAttributeSet(attribute.NewSet(svc, attribute.String("state", "ejected")))
 	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {

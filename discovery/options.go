@@ -15,7 +15,9 @@ import (
 )
 
 // Option configures NewProxy, NewStatic or NewConsul. Each option's doc says which constructors
-// accept it; passing an option to another constructor is a construction error.
+// accept it and its default; passing an option to another constructor, or a nil Option, is a
+// construction error. Options are applied in order at construction only (a later option of the
+// same kind wins, except StripPrefix/ReplacePrefix, which may be given once).
 type Option func(*config) error
 
 // Clock tells the time. Proxies use it for outlier ejection and the Consul resolver for staleness.
@@ -178,8 +180,11 @@ func WithTransport(rt http.RoundTripper) Option {
 
 // StripPrefix removes prefix (for example "/api") from the request path before forwarding:
 // "/api/orders/7" goes upstream as "/orders/7" and "/api" as "/". Paths that do not start with the
-// prefix at a segment boundary are forwarded unchanged. The prefix must start with "/" and hold
-// only unreserved URL characters and "/". NewProxy only; exclusive with ReplacePrefix.
+// prefix at a segment boundary are forwarded unchanged; segment boundaries are those of the path as
+// sent ("/api%2Fx" is one segment). Requests whose path has "." or ".." segments are answered 400,
+// so a rewritten path cannot escape the prefix once the upstream resolves them. The prefix must
+// start with "/" and hold only unreserved URL characters and "/". NewProxy only; exclusive with
+// ReplacePrefix.
 func StripPrefix(prefix string) Option {
 	return ReplacePrefix(prefix, "")
 }
@@ -187,7 +192,8 @@ func StripPrefix(prefix string) Option {
 // ReplacePrefix replaces the path prefix from with to: ReplacePrefix("/api/v1", "/v1") forwards
 // "/api/v1/orders" as "/v1/orders". Both must be empty or start with "/", hold only unreserved URL
 // characters and "/", and from must not be "/" alone. Paths that do not start with from at a
-// segment boundary are forwarded unchanged. Unlike StripPrefix with an empty to, a non-empty to
+// segment boundary are forwarded unchanged, and paths with dot segments are answered 400, as with
+// StripPrefix. Unlike StripPrefix with an empty to, a non-empty to
 // costs one allocation per request. NewProxy only.
 func ReplacePrefix(from, to string) Option {
 	return func(c *config) error {
@@ -231,8 +237,9 @@ func validPathPrefix(p string) bool {
 
 // WithClientIPResolver sets the trusted-proxy rules for forwarding headers (default nil: trust
 // nobody). When the TCP peer is a trusted proxy, the incoming X-Forwarded-For chain is kept and the
-// peer appended, and X-Forwarded-Host/Proto, Forwarded and X-Real-IP are passed on. Otherwise all of
-// them are dropped and replaced by the proxy's own view (peer address, Host, TLS). NewProxy only.
+// peer appended, and X-Forwarded-Host/Proto, the other X-Forwarded-* headers (Port, Prefix...),
+// Forwarded and X-Real-IP are passed on. Otherwise all of them are dropped and X-Forwarded-For/
+// Host/Proto are replaced by the proxy's own view (peer address, Host, TLS). NewProxy only.
 func WithClientIPResolver(r *gatewaykit.ClientIPResolver) Option {
 	return func(c *config) error {
 		if err := only(c, "WithClientIPResolver", kindProxy); err != nil {
@@ -244,8 +251,11 @@ func WithClientIPResolver(r *gatewaykit.ClientIPResolver) Option {
 }
 
 // WithErrorHandler sets how the proxy's own failures are written (default gatewaykit.WriteProblem):
-// 503 no healthy instance (with Retry-After), 502 upstream failed, 504 upstream timed out, or what
-// the WithErrorMapper function returned. NewProxy only.
+// 503 no healthy instance (with Retry-After), 502 upstream failed, 504 upstream timed out, 400/413
+// client at fault, or what the WithErrorMapper function returned. For failures of the forward
+// itself the handler receives httputil.ReverseProxy's outbound request (URL and Host already
+// rewritten for the instance; same context as the inbound request, so request IDs and
+// cancellation carry over). h must be safe for concurrent use. NewProxy only.
 func WithErrorHandler(h gatewaykit.ErrorHandler) Option {
 	return func(c *config) error {
 		if err := only(c, "WithErrorHandler", kindProxy); err != nil {
@@ -262,7 +272,9 @@ func WithErrorHandler(h gatewaykit.ErrorHandler) Option {
 // WithErrorMapper lets the user turn an upstream error into a problem, for example a circuit
 // breaker's "open" sentinel into a 503 with Retry-After. fn returns nil to fall back to the default
 // mapping (timeouts 504, anything else 502). The problem's Detail reaches the client: keep it safe.
-// fn must be safe for concurrent use. NewProxy only.
+// fn may return the same *Problem for many requests: the proxy never modifies it (it hands the
+// error handler a copy with Err set to the upstream error). fn must be safe for concurrent use.
+// NewProxy only.
 func WithErrorMapper(fn func(error) *gatewaykit.Problem) Option {
 	return func(c *config) error {
 		if err := only(c, "WithErrorMapper", kindProxy); err != nil {
@@ -332,7 +344,8 @@ func WithScheme(scheme string) Option {
 	}
 }
 
-// WithPassiveHealth configures outlier ejection (default DefaultPassiveHealth). NewProxy only.
+// WithPassiveHealth configures outlier ejection (default DefaultPassiveHealth); every field must
+// be set (see PassiveHealth's validation in the field docs). NewProxy only.
 func WithPassiveHealth(ph PassiveHealth) Option {
 	return func(c *config) error {
 		if err := only(c, "WithPassiveHealth", kindProxy); err != nil {
@@ -346,7 +359,8 @@ func WithPassiveHealth(ph PassiveHealth) Option {
 	}
 }
 
-// WithoutPassiveHealth disables outlier ejection. NewProxy only.
+// WithoutPassiveHealth disables outlier ejection (enabled by default, see DefaultPassiveHealth).
+// NewProxy only.
 func WithoutPassiveHealth() Option {
 	return func(c *config) error {
 		if err := only(c, "WithoutPassiveHealth", kindProxy); err != nil {
@@ -358,7 +372,8 @@ func WithoutPassiveHealth() Option {
 }
 
 // Fallback says where RouteByHeader sends requests without the header or with a value no
-// instance is tagged with. Build one with FallbackAll, FallbackTag or FallbackReject.
+// instance is tagged with. Build one with FallbackAll, FallbackTag or FallbackReject; the zero
+// value is invalid (RouteByHeader refuses it). A Fallback is an immutable value.
 type Fallback struct {
 	mode fallbackMode
 	tag  string
@@ -422,7 +437,9 @@ func RouteByHeader(header string, fallback Fallback, allowed ...string) Option {
 	}
 }
 
-// WithHealthCheck enables active HTTP health checks of static instances. NewStatic only.
+// WithHealthCheck enables active HTTP health checks of static instances (default: none, every
+// instance is always reported). Zero fields of hc take the defaults documented on HealthCheck.
+// NewStatic only.
 func WithHealthCheck(hc HealthCheck) Option {
 	return func(c *config) error {
 		if err := only(c, "WithHealthCheck", kindStatic); err != nil {
@@ -464,7 +481,8 @@ func WithToken(token string) Option {
 	}
 }
 
-// WithTags keeps only instances carrying all the given tags (filtered by Consul). NewConsul only.
+// WithTags keeps only instances carrying all the given tags (filtered by Consul; default: no
+// filter). NewConsul only.
 func WithTags(tags ...string) Option {
 	return func(c *config) error {
 		if err := only(c, "WithTags", kindConsul); err != nil {

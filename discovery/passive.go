@@ -1,7 +1,9 @@
 package discovery
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -9,20 +11,22 @@ import (
 // takes an instance out of rotation after ConsecutiveFailures failures in a row. A failure is a
 // transport error (refused connection, reset, timeout, an error from a WithTransport round
 // tripper such as an open breaker) or a 5xx response; any other response resets the count.
-// Requests the client cancelled do not count.
+// Requests the client cancelled, or whose body the client failed to send (malformed, cut short,
+// over a size limit set by an earlier middleware), do not count.
 //
 // An ejected instance is readmitted after BaseEjection; an instance ejected again soon after
 // (within MaxEjection of its readmission) stays out twice as long as the previous time, up to
 // MaxEjection. At most MaxEjectedPercent of the instances are ejected at once, rounded down, and
 // never the last one: with two instances and the default 50%, one can be ejected; a single
-// instance never is.
+// instance never is. The limits also hold when the resolver removes instances: ejected ones
+// beyond the limit for the new set are readmitted at once, soonest-ending first.
 type PassiveHealth struct {
-	// ConsecutiveFailures ejects an instance after this many failures in a row. Zero disables
-	// ejection.
+	// ConsecutiveFailures ejects an instance after this many failures in a row, 1..1000 (use
+	// WithoutPassiveHealth to disable ejection).
 	ConsecutiveFailures int
-	// BaseEjection is the first ejection's duration.
+	// BaseEjection is the first ejection's duration. Must be positive.
 	BaseEjection time.Duration
-	// MaxEjection caps the doubling ejection duration.
+	// MaxEjection caps the doubling ejection duration. At least BaseEjection.
 	MaxEjection time.Duration
 	// MaxEjectedPercent caps the share of instances ejected at once, 1..100.
 	MaxEjectedPercent int
@@ -35,6 +39,32 @@ func DefaultPassiveHealth() PassiveHealth {
 }
 
 func (ph PassiveHealth) enabled() bool { return ph.ConsecutiveFailures > 0 }
+
+// maxEjected is how many of total instances may be ejected at once: MaxEjectedPercent, rounded
+// down, and never all of them.
+func (ph PassiveHealth) maxEjected(total int) int {
+	return max(0, min(total*ph.MaxEjectedPercent/100, total-1))
+}
+
+// enforceEjectionLimit readmits, soonest-ending first, the ejected endpoints beyond the limit for
+// the current instance set: an update that removed admitted instances must not leave the
+// proxy with only ejected ones. p.mu must be held.
+func (p *Proxy) enforceEjectionLimit(now int64) {
+	var out []*Endpoint
+	for _, e := range p.endpoints {
+		if e.ejected && now < e.ejectedUntil {
+			out = append(out, e)
+		}
+	}
+	extra := len(out) - p.passive.maxEjected(len(p.endpoints))
+	if extra <= 0 {
+		return
+	}
+	slices.SortFunc(out, func(a, b *Endpoint) int { return cmp.Compare(a.ejectedUntil, b.ejectedUntil) })
+	for _, e := range out[:extra] {
+		e.ejectedUntil = now // rebuild readmits it
+	}
+}
 
 func (ph PassiveHealth) validate() error {
 	switch {
@@ -66,8 +96,7 @@ func (p *Proxy) failure(e *Endpoint) {
 			ejected++
 		}
 	}
-	total := len(p.endpoints)
-	if ejected+1 > total*p.passive.MaxEjectedPercent/100 || total-ejected-1 < 1 {
+	if ejected+1 > p.passive.maxEjected(len(p.endpoints)) {
 		return // keep the minimum share in rotation
 	}
 	now := p.clock.Now().UnixNano()

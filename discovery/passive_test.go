@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,5 +189,37 @@ func TestPassiveHealthDisabled(t *testing.T) {
 	}
 	if len(ids(p)) != 2 {
 		t.Fatal("instance ejected with passive health disabled")
+	}
+}
+
+// An update that removes the healthy instances must not leave the proxy with only ejected ones
+// (503 although the resolver reports a healthy instance): the ejection limits hold after updates.
+func TestPassiveEjectionLimitsHoldAfterUpdates(t *testing.T) {
+	var fail, ok atomic.Bool
+	fail.Store(true)
+	a, b := switchable(t, "a", &fail), switchable(t, "b", &ok)
+	res := &manualResolver{}
+	p, err := discovery.NewProxy(res, "svc", discovery.WithClock(newFakeClock()),
+		discovery.WithPassiveHealth(discovery.PassiveHealth{ConsecutiveFailures: 1, BaseEjection: time.Hour, MaxEjection: time.Hour, MaxEjectedPercent: 50}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	front := httptest.NewServer(p)
+	defer front.Close()
+	res.fn([]discovery.Instance{a, b})
+	for len(ids(p)) == 2 {
+		get(t, front.URL)
+	}
+	if got := ids(p); len(got) != 1 || got[0] != "b" {
+		t.Fatalf("routable %v, want [b]", got)
+	}
+	res.fn([]discovery.Instance{a}) // b is gone: a is the last instance and must be routable
+	if got := ids(p); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("after b left, routable %v, want [a]", got)
+	}
+	fail.Store(false)
+	if code := get(t, front.URL); code != http.StatusOK {
+		t.Fatalf("status %d, want the last instance to serve", code)
 	}
 }

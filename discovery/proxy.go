@@ -32,7 +32,10 @@ import (
 //
 // Failures are answered with problem+json through the error handler: 503 with Retry-After when no
 // instance is available, 504 when the upstream timed out, 502 for other upstream failures (or what
-// WithErrorMapper decides). Upstream error text never reaches the client.
+// WithErrorMapper decides). Failures the client caused are 400 (a request body that could not be
+// read, an Upgrade header naming a non-printable protocol) or 413 (a body over the limit an
+// earlier middleware set with http.MaxBytesReader) and never count against the instance.
+// Upstream error text never reaches the client.
 //
 // A Proxy is safe for concurrent use. Close stops its resolver watch and closes idle connections.
 type Proxy struct {
@@ -146,7 +149,7 @@ func (c *config) defaults() {
 
 // Close stops watching the resolver and closes the idle connections of the default transport (a
 // transport given with WithTransport is left alone). Requests in flight complete; later requests
-// are answered 503. Close is idempotent and returns nil.
+// are answered 503. Close is idempotent, safe to call concurrently with requests, and returns nil.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
@@ -169,7 +172,9 @@ func (p *Proxy) Close() error {
 }
 
 // Instances returns the instances the proxy currently routes to: healthy according to the
-// resolver and not ejected. The slice is a fresh copy.
+// resolver and not ejected (empty before the first set and after Close). The slice is a fresh
+// copy; the Instances in it share Tags and Meta with the resolver (read-only). Safe for
+// concurrent use.
 func (p *Proxy) Instances() []Instance {
 	t := p.table.Load()
 	out := make([]Instance, len(t.admitted))
@@ -180,7 +185,7 @@ func (p *Proxy) Instances() []Instance {
 }
 
 // InFlight returns the number of requests being forwarded right now, over all instances
-// (including open WebSocket and streaming connections).
+// (including open WebSocket and streaming connections). Safe for concurrent use.
 func (p *Proxy) InFlight() int64 {
 	var n int64
 	for _, e := range p.table.Load().all {
@@ -189,8 +194,20 @@ func (p *Proxy) InFlight() int64 {
 	return n
 }
 
-// ServeHTTP forwards r to an instance.
+// ServeHTTP forwards r to an instance, or answers the failure as described on Proxy. Safe for
+// concurrent use. It adds a body-error tracking wrapper to the outbound request body of requests
+// that have one; it does not modify r.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !validUpgrade(r.Header) {
+		p.m.errors.Add(r.Context(), 1, p.m.errClient...)
+		p.errHandler(w, r, gatewaykit.NewProblem(http.StatusBadRequest, "the Upgrade header names an invalid protocol"))
+		return
+	}
+	if p.rewriteSet && hasDotSegment(r.URL.Path) {
+		p.m.errors.Add(r.Context(), 1, p.m.errClient...)
+		p.errHandler(w, r, gatewaykit.NewProblem(http.StatusBadRequest, "the request path has dot segments"))
+		return
+	}
 	t := p.table.Load()
 	if t.nextReadmit != 0 && p.clock.Now().UnixNano() >= t.nextReadmit {
 		t = p.readmit()
@@ -208,7 +225,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pk != nil {
 		e = pk.Pick(r)
 	}
-	if e == nil {
+	if e == nil || e.proxy != p { // nothing, or (a custom Picker's bug) an endpoint not ours
+		if e != nil && p.logLimit.allow() {
+			p.logger.Error("discovery: the balancer's picker returned an endpoint this proxy did not give it", "service", p.service)
+		}
 		p.m.errors.Add(r.Context(), 1, p.m.errNoInstance...)
 		p.errHandler(w, r, gatewaykit.NewProblem(http.StatusServiceUnavailable,
 			"no healthy instance of the upstream service is available").WithRetryAfter(p.retryAfter))
@@ -236,6 +256,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, e *Endpoint) {
 		out.Host = in.Host
 	} else {
 		out.Host = ""
+	}
+	if out.Body != nil {
+		out.Body = &clientBody{rc: out.Body} // only requests with a body: GETs stay allocation-free
 	}
 	if in.Trailer != nil {
 		// The server fills in.Trailer when the body reaches EOF, and the transport sends
@@ -275,7 +298,15 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, e *Endpoint) {
 			h["Forwarded"] = v
 		}
 	} else {
+		// The client's own forwarding headers are lies until proven otherwise: ReverseProxy drops
+		// Forwarded and X-Forwarded-For/Host/Proto; drop the rest of the family too (Port,
+		// Prefix, Server, Ssl...: upstream frameworks build URLs and redirects from them).
 		delete(h, "X-Real-Ip")
+		for k := range h {
+			if strings.HasPrefix(k, "X-Forwarded-") {
+				delete(h, k)
+			}
+		}
 	}
 	if peer != "" {
 		h["X-Forwarded-For"] = vals[0:1:1]
@@ -287,16 +318,36 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, e *Endpoint) {
 }
 
 func (p *Proxy) rewritePath(u *url.URL) {
-	rest, ok := cutSegmentPrefix(u.Path, p.rewriteFrom)
-	if !ok {
+	if u.RawPath != "" && u.EscapedPath() == u.RawPath {
+		// The escaped form sent upstream decides where segments end: "/api%2Fx" is the one
+		// segment "api/x". (An invalid RawPath is ignored by EscapedPath, and so here.)
+		raw, ok := cutSegmentPrefix(u.RawPath, p.rewriteFrom)
+		if !ok {
+			return
+		}
+		rest, ok := cutSegmentPrefix(u.Path, p.rewriteFrom)
+		if !ok {
+			return // RawPath is not an encoding of Path; ServeHTTP never gets here
+		}
+		u.Path, u.RawPath = p.joinPrefix(rest), p.joinPrefix(raw)
 		return
 	}
-	u.Path = p.joinPrefix(rest)
-	if u.RawPath != "" {
-		if raw, ok := cutSegmentPrefix(u.RawPath, p.rewriteFrom); ok {
-			u.RawPath = p.joinPrefix(raw)
-		} else {
-			u.RawPath = ""
+	if rest, ok := cutSegmentPrefix(u.Path, p.rewriteFrom); ok {
+		u.Path, u.RawPath = p.joinPrefix(rest), ""
+	}
+}
+
+// hasDotSegment reports whether path has a "." or ".." segment. Upstreams resolve them, so a
+// rewritten "/v1/../admin" would escape the replacement prefix.
+func hasDotSegment(path string) bool {
+	for {
+		i := strings.Index(path, "/.")
+		if i < 0 {
+			return false
+		}
+		path = path[i+2:]
+		if path == "" || path[0] == '/' || (path[0] == '.' && (len(path) == 1 || path[1] == '/')) {
+			return true
 		}
 	}
 }
@@ -338,6 +389,16 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error,
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	}
+	if status, ok := clientFault(r); ok {
+		// The client's body failed (malformed, cut, over a size limit): not the instance's fault.
+		p.m.errors.Add(r.Context(), 1, p.m.errClient...)
+		detail := "the request body could not be read"
+		if status == http.StatusRequestEntityTooLarge {
+			detail = "the request body is too large"
+		}
+		p.errHandler(w, r, gatewaykit.NewProblem(status, detail).WithErr(err))
+		return
+	}
 	p.failure(e)
 	var prob *gatewaykit.Problem
 	if p.errMapper != nil {
@@ -352,7 +413,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error,
 		}
 	}
 	if prob.Err == nil {
-		prob.Err = err
+		cp := *prob // the mapper may return a shared problem: never write into it
+		cp.Err = err
+		prob = &cp
 	}
 	if timeout {
 		p.m.errors.Add(r.Context(), 1, p.m.errTimeout...)
@@ -402,7 +465,8 @@ func (p *Proxy) update(insts []Instance) {
 // Ready returns a channel closed once the resolver has delivered the first instance set (which
 // may be empty), for readiness probes and start-up ordering: before that, every request is
 // answered 503. With Static it is closed when NewProxy returns; with Consul after the first
-// query answers.
+// query answers. It is never closed when the first set never arrives (Close does not close it).
+// Safe for concurrent use.
 func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 
 func (p *Proxy) newEndpoint(in Instance) *Endpoint {
@@ -430,6 +494,7 @@ func (p *Proxy) rebuild() {
 	var now int64
 	if p.passive.enabled() {
 		now = p.clock.Now().UnixNano()
+		p.enforceEjectionLimit(now)
 	}
 	t := &table{all: p.endpoints}
 	for _, e := range p.endpoints {

@@ -227,6 +227,7 @@ func BenchmarkProxyPath(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				req := httptest.NewRequest("GET", "http://gw.example/api/orders/7", nil)
 				req.RemoteAddr = "192.0.2.10:4242"
+				browserHeaders(req.Header)
 				rec := httptest.NewRecorder()
 				for pb.Next() {
 					rec.Body.Reset()
@@ -236,4 +237,17 @@ func BenchmarkProxyPath(b *testing.B) {
 			})
 		})
 	}
+}
+
+// browserHeaders adds the headers a typical browser request carries, so header handling is
+// measured on a realistic header map.
+func browserHeaders(h http.Header) {
+	h.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/130.0")
+	h.Set("Accept", "application/json, text/plain, */*")
+	h.Set("Accept-Language", "en-US,en;q=0.5")
+	h.Set("Accept-Encoding", "gzip, deflate, br")
+	h.Set("Cookie", "session=4f1c2a9e; theme=dark")
+	h.Set("Authorization", "Bearer eyJhbGciOiJFUzI1NiJ9.e30.sig")
+	h.Set("X-Request-Id", "01JD3V7Q6T0000000000000000")
+	h.Set("Referer", "https://shop.example/orders")
 }

@@ -25,7 +25,7 @@ func (c *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func FuzzStripPrefix(f *testing.F) {
-	for _, s := range []string{"/api/orders", "/api", "/apix", "/api/../x", "/api/%2e%2e/", "/api//x", "/", "/api/a%2Fb?x=1"} {
+	for _, s := range []string{"/api/orders", "/api", "/apix", "/api/../x", "/api/%2e%2e/", "/api//x", "/", "/api/a%2Fb?x=1", "/api%2Fx", "/api/x/..", "/api/.well-known", "/api/..."} {
 		f.Add(s)
 	}
 	res, err := discovery.NewStatic(map[string][]discovery.Instance{"svc": {{Address: "10.0.0.1", Port: 80}}})
@@ -47,9 +47,15 @@ func FuzzStripPrefix(f *testing.F) {
 		if err != nil {
 			return
 		}
-		in := req.URL.Path
+		in, esc := req.URL.Path, req.URL.EscapedPath()
 		rec := httptest.NewRecorder()
 		p.ServeHTTP(rec, req)
+		if dotSegment(in) {
+			if rec.Code != 400 {
+				t.Fatalf("%q: status %d, want 400 for a path with dot segments", path, rec.Code)
+			}
+			return
+		}
 		if rec.Code != 200 {
 			t.Fatalf("%q: status %d", path, rec.Code)
 		}
@@ -59,10 +65,11 @@ func FuzzStripPrefix(f *testing.F) {
 		if out.Host != "10.0.0.1:80" || out.Scheme != "http" {
 			t.Fatalf("%q: forwarded to %s://%s", path, out.Scheme, out.Host)
 		}
+		// The prefix matches on the escaped path: "/api%2Fx" is not under "/api".
 		want := in
-		if in == "/api" {
+		if esc == "/api" {
 			want = "/"
-		} else if strings.HasPrefix(in, "/api/") {
+		} else if strings.HasPrefix(esc, "/api/") {
 			want = in[len("/api"):]
 		}
 		if out.Path != want {
@@ -72,4 +79,14 @@ func FuzzStripPrefix(f *testing.F) {
 			t.Fatalf("%q: escaped path %q does not decode to path %q", path, out.EscapedPath(), out.Path)
 		}
 	})
+}
+
+// dotSegment is the test's own oracle: a "." or ".." segment anywhere in the decoded path.
+func dotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }

@@ -143,3 +143,29 @@ func (m *manualResolver) Watch(_ string, fn func([]discovery.Instance)) (func(),
 	m.fn = fn
 	return func() { m.stopped = true }, nil
 }
+
+// strayBalancer's pickers return an endpoint the proxy did not hand them.
+type strayBalancer struct{}
+
+func (strayBalancer) NewPicker([]*discovery.Endpoint) discovery.Picker { return strayPicker{} }
+
+type strayPicker struct{}
+
+func (strayPicker) Pick(*http.Request) *discovery.Endpoint {
+	return discovery.NewEndpoint(discovery.Instance{Address: "127.0.0.1", Port: 1})
+}
+
+// A custom balancer that returns an endpoint of its own making is a bug in user code: the proxy
+// answers 503 instead of panicking on the nil ReverseProxy of that endpoint.
+func TestProxyStrayEndpointFromCustomBalancer(t *testing.T) {
+	up := upstream(t, echo("a"))
+	_, front := newProxy(t, []discovery.Instance{instanceOf(t, up)}, discovery.WithBalancer(strayBalancer{}))
+	resp, err := http.Get(front.URL)
+	if err != nil {
+		t.Fatalf("request failed (the proxy panicked?): %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", resp.StatusCode)
+	}
+}
