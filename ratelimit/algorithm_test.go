@@ -189,3 +189,33 @@ func TestKeysAreIndependent(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowsClockGoesBack: when the clock steps back across a window edge (an NTP step, a Redis
+// failover to a server whose clock lags), the window algorithms keep counting in the newer window
+// instead of starting the older window afresh, which would admit another full quota.
+func TestWindowsClockGoesBack(t *testing.T) {
+	for _, alg := range []ratelimit.Algorithm{ratelimit.FixedWindow, ratelimit.SlidingWindow} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := newClock()
+			l := newLimiter(t, clk, alg, ratelimit.PerMinute(5))
+			clk.Advance(time.Second) // 1s into a window
+			if n, _ := burst(t, l, "k"); n != 5 {
+				t.Fatalf("first burst admitted %d, want 5", n)
+			}
+			clk.Advance(-2 * time.Second) // 1s before that window began
+			n, d := burst(t, l, "k")
+			if n != 0 {
+				t.Fatalf("admitted %d more after the clock stepped back, want 0", n)
+			}
+			// a retry after RetryAfter (measured from the earlier clock) succeeds
+			clk.Advance(d.RetryAfter - 1)
+			if n, _ := burst(t, l, "k"); n != 0 {
+				t.Fatalf("admitted %d before RetryAfter %v", n, d.RetryAfter)
+			}
+			clk.Advance(1)
+			if n, _ := burst(t, l, "k"); n == 0 {
+				t.Fatalf("rejected at RetryAfter %v", d.RetryAfter)
+			}
+		})
+	}
+}

@@ -233,3 +233,36 @@ func TestRedisKilled(t *testing.T) {
 		t.Fatalf("second instance after restart: %+v %v", d, err)
 	}
 }
+
+// TestRedisWindowsClockGoesBack: the state was written by a Redis server whose clock ran ahead (a
+// failover to a server whose clock lags looks the same): the stored window has not begun on the
+// current server's clock. The scripts keep counting in it instead of admitting a fresh quota.
+func TestRedisWindowsClockGoesBack(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client()
+	store, _ := ratelimit.NewRedisStore(c)
+	ctx := context.Background()
+	for _, alg := range []ratelimit.Algorithm{ratelimit.FixedWindow, ratelimit.SlidingWindow} {
+		t.Run(alg.String(), func(t *testing.T) {
+			lim := ratelimit.PerMinute(5)
+			l := redisLimiter(t, c, []ratelimit.Rule{{Name: "r", Limit: lim, Key: ratelimit.Constant("x"), Algorithm: alg}})
+			now, err := c.Time(ctx).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			us, p := now.UnixMicro(), lim.Period.Microseconds()
+			next := us - us%p + p // the next window, full
+			key := store.Key("r", "back", alg)
+			if err := c.HSet(ctx, key, "w", next, "c", 5, "p", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			d, err := l.Allow(ctx, "back")
+			if err != nil || d.Allowed {
+				t.Fatalf("a full window ahead of the clock admitted: %+v %v", d, err)
+			}
+			if lag := time.Duration(next-us) * time.Microsecond; d.RetryAfter < lag {
+				t.Fatalf("RetryAfter %v shorter than the lag %v", d.RetryAfter, lag)
+			}
+		})
+	}
+}
