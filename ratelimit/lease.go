@@ -17,7 +17,8 @@ import (
 // store for a batch per rule lacking tokens (one round trip, all rules at once, granting up to the
 // batch: fewer near the limit), then decides locally. One fetch per key is in flight per instance;
 // concurrent requests for the same key wait for it. When the shared store rejects, the rejection
-// is remembered until its RetryAfter (for GCRA and TokenBucket: until a whole batch has refilled),
+// is remembered until its RetryAfter (for GCRA and TokenBucket: until a whole batch has refilled,
+// and the rejection's RetryAfter then reports that longer wait, so a retry at RetryAfter succeeds),
 // so a flood of rejected requests costs about one round trip per batch too.
 // A request rejected by one rule consumes no token from the others.
 //
@@ -247,6 +248,7 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 		for j := range nn {
 			all = all && rres[j].Allowed
 		}
+		var deniedFor [MaxRules]int64 // how long a rejecting rule's denial is remembered
 		for j := range nn {
 			i := need[j]
 			le := s.shard(keys[i]).m[keys[i]]
@@ -274,6 +276,7 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 					// ask again when a whole batch has refilled, not after every single token
 					le.deniedUntil += (rreqs[j].Cost - 1) * interval(reqs[i].Limit)
 				}
+				deniedFor[j] = le.deniedUntil - nowNs
 			}
 		}
 		if err == nil && !all { // rejected: report every rule, none consumed
@@ -283,6 +286,9 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 			for j := range nn {
 				res[need[j]] = rres[j]
 				res[need[j]].Granted = 0
+				if !rres[j].Allowed { // a retry succeeds only once the remembered denial ends
+					res[need[j]].RetryAfter = max(rres[j].RetryAfter, time.Duration(deniedFor[j]))
+				}
 			}
 		}
 		unlock()
