@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,6 +216,29 @@ func TestWindowsClockGoesBack(t *testing.T) {
 			clk.Advance(1)
 			if n, _ := burst(t, l, "k"); n == 0 {
 				t.Fatalf("rejected at RetryAfter %v", d.RetryAfter)
+			}
+		})
+	}
+}
+
+// TestLargeBurstBucket: a burst above Count is a bucket holding more than one Period of refill;
+// up to a century of refill is accepted and exact (no int64 overflow), beyond it New refuses.
+func TestLargeBurstBucket(t *testing.T) {
+	for _, alg := range []ratelimit.Algorithm{ratelimit.GCRA, ratelimit.TokenBucket} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := newClock()
+			l := newLimiter(t, clk, alg, ratelimit.PerDay(1).WithBurst(30000)) // 82 years of refill
+			n, d := burst(t, l, "k")
+			if n != 30000 || d.RetryAfter != 24*time.Hour || d.Remaining != 0 {
+				t.Fatalf("admitted %d, rejection %+v; want 30000 then RetryAfter 24h", n, d)
+			}
+			for _, lim := range []ratelimit.Limit{ratelimit.PerDay(1).WithBurst(1 << 20), ratelimit.Every(1, ratelimit.MaxPeriod).WithBurst(ratelimit.MaxCount)} {
+				if err := lim.Validate(); err == nil || !strings.Contains(err.Error(), "burst") {
+					t.Fatalf("%v: Validate = %v, want a burst error", lim, err)
+				}
+				if _, err := ratelimit.New([]ratelimit.Rule{{Name: "r", Limit: lim, Key: ratelimit.Constant("k"), Algorithm: alg}}); err == nil {
+					t.Fatalf("%v accepted: its bucket overflows int64 nanoseconds", lim)
+				}
 			}
 		})
 	}
