@@ -268,3 +268,52 @@ func TestRedisWindowsClockGoesBack(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisUnresponsiveTimesOut: a Redis that accepts connections but does not answer (CLIENT
+// PAUSE, as under a long blocking command or a stalled host) must not hang decisions: FailClosed
+// rejects and FailOpen admits within the store timeout, long before Redis answers again.
+func TestRedisUnresponsiveTimesOut(t *testing.T) {
+	srv := redistest.Start(t)
+	rules := []ratelimit.Rule{{Name: "r", Limit: ratelimit.PerHour(100), Key: ratelimit.Constant("x")}}
+	const timeout, pause = 200 * time.Millisecond, 4 * time.Second
+	closedL := redisLimiter(t, srv.Client(), rules, ratelimit.WithStoreTimeout(timeout))
+	s, _ := ratelimit.NewRedisStore(srv.Client())
+	openL, err := ratelimit.New(rules, ratelimit.WithStore(s), ratelimit.FailOpen(), ratelimit.WithStoreTimeout(timeout),
+		ratelimit.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, l := range []*ratelimit.Limiter{closedL, openL} { // warm both pools
+		if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
+			t.Fatalf("before pause: %+v %v", d, err)
+		}
+	}
+	if err := srv.Client().Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		start := time.Now()
+		d, err := closedL.Allow(ctx, "k")
+		if d.Allowed || !errors.Is(err, ratelimit.ErrStoreUnavailable) {
+			t.Fatalf("fail closed %d: %+v %v", i, d, err)
+		}
+		d, err = openL.Allow(ctx, "k")
+		if !d.Allowed || !d.FailedOpen || !errors.Is(err, ratelimit.ErrStoreUnavailable) {
+			t.Fatalf("fail open %d: %+v %v", i, d, err)
+		}
+		if el := time.Since(start); el > pause/2 { // 2x200ms expected; generous for a loaded machine
+			t.Fatalf("two decisions took %v with a %v timeout: waited for the paused Redis", el, timeout)
+		}
+	}
+	deadline := time.Now().Add(pause + 20*time.Second)
+	for { // recovery once Redis answers again (and the abandoned calls finish, for goleak)
+		if d, err := closedL.Allow(ctx, "k"); err == nil && d.Allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no recovery after the pause")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
