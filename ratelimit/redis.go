@@ -24,7 +24,8 @@ const DefaultRedisPrefix = "gatewaykit:rl:"
 // Cluster all rules keyed by the same value (per-user and per-tier limits of one user) live in one
 // slot, and every key has a TTL so idle keys vanish.
 //
-// Redis Cluster and Ring: rules whose keys fall in different slots (Ring: different hash tags) are
+// Redis Cluster and Ring: rules whose keys fall in different slots (Ring: different hash tags; an
+// empty key has none, so each rule's key is then sharded by its whole name) are
 // decided by one script per slot, sent in one pipeline (go-redis runs the nodes' pipelines
 // concurrently), still one round trip. Each script is atomic for its slot; when one slot's script
 // rejects while another's admits, the admitted slot is refunded with a second, best-effort script
@@ -192,9 +193,11 @@ func (s *RedisStore) groups(reqs []Request) [][]int {
 	var out [][]int
 	var ids []string
 	for i := range reqs {
-		id := reqs[i].Key
+		// what Cluster and Ring shard by: the hash tag, or the whole key when the tag is empty
+		// (an empty key under EmptyKeyShared, a key starting with '}')
+		id := hashTag(s.Key(reqs[i].Rule, reqs[i].Key, reqs[i].Algorithm))
 		if s.group == 1 {
-			id = strconv.Itoa(int(hashSlot(s.Key(reqs[i].Rule, reqs[i].Key, reqs[i].Algorithm))))
+			id = strconv.Itoa(int(hashSlot(id)))
 		}
 		found := false
 		for g, gid := range ids {
@@ -212,13 +215,19 @@ func (s *RedisStore) groups(reqs []Request) [][]int {
 	return out
 }
 
-// hashSlot is Redis Cluster's key slot: CRC16 (XMODEM) of the hash tag, modulo 16384.
-func hashSlot(key string) uint16 {
+// hashTag returns the part of key that Redis Cluster and go-redis' Ring hash: the text between
+// the first '{' and the next '}' when not empty, else the whole key.
+func hashTag(key string) string {
 	if i := strings.IndexByte(key, '{'); i >= 0 {
 		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
+			return key[i+1 : i+1+j]
 		}
 	}
+	return key
+}
+
+// hashSlot is Redis Cluster's key slot of a hash tag (see hashTag): CRC16 (XMODEM) modulo 16384.
+func hashSlot(key string) uint16 {
 	var crc uint16
 	for k := 0; k < len(key); k++ {
 		crc ^= uint16(key[k]) << 8

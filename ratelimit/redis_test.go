@@ -317,3 +317,37 @@ func TestRedisUnresponsiveTimesOut(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRedisRingEmptyKeysOnTheirShards: with EmptyKeyShared the key is empty, so the Redis keys
+// carry an empty hash tag and Ring shards each rule's key by its whole name. The store must send
+// each key's script to the shard Ring routes that key to, or two limiters with different rule
+// sets would count the same rule on different shards.
+func TestRedisRingEmptyKeysOnTheirShards(t *testing.T) {
+	a, b := redistest.Start(t), redistest.Start(t)
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": a.Addr, "b": b.Addr}})
+	t.Cleanup(func() { _ = ring.Close() })
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for ring.Ping(ctx).Err() != nil { // shards start as down until the first health check
+		if time.Now().After(deadline) {
+			t.Fatal("ring not ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var rules []ratelimit.Rule
+	for _, name := range []string{"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"} {
+		rules = append(rules, ratelimit.Rule{Name: name, Limit: ratelimit.PerHour(10), Key: ratelimit.Constant(""),
+			EmptyKey: ratelimit.EmptyKeyShared})
+	}
+	l := redisLimiter(t, ring, rules)
+	if d, err := l.Allow(ctx, ""); err != nil || !d.Allowed {
+		t.Fatalf("%+v %v", d, err)
+	}
+	store, _ := ratelimit.NewRedisStore(ring)
+	for _, r := range rules {
+		key := store.Key(r.Name, "", r.Algorithm)
+		if n, err := ring.Exists(ctx, key).Result(); err != nil || n != 1 {
+			t.Errorf("rule %s: key %s not on the shard Ring routes it to (%d, %v)", r.Name, key, n, err)
+		}
+	}
+}
