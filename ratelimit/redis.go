@@ -33,7 +33,9 @@ const DefaultRedisPrefix = "gatewaykit:rl:"
 // current count, the log drops its newest entries). Between the two scripts the refunded quota is
 // briefly consumed, so concurrent requests may be rejected a little early (never admitted beyond
 // the limit), and a refund lost to a failure under-counts nothing and over-counts at most one
-// request's cost. A single node or failover client never needs a refund.
+// request's cost. When a slot's script fails (a node down), the slots that admitted are refunded
+// the same way and the decision fails (the failure policy applies), so a failed decision consumes
+// from no rule either. A single node or failover client never needs a refund.
 type RedisStore struct {
 	c      redis.UniversalClient
 	prefix string
@@ -132,13 +134,21 @@ func (s *RedisStore) Take(ctx context.Context, _ time.Time, reqs []Request, res 
 		}
 	}
 	all := true
+	var failed error
 	for _, c := range calls {
 		vals, err := c.cmd.Int64Slice()
-		if err != nil {
-			return fmt.Errorf("%w: redis: %w", ErrStoreUnavailable, err)
+		if err == nil && len(vals) != 1+5*len(c.idx) {
+			err = fmt.Errorf("unexpected script reply of %d values", len(vals))
 		}
-		if len(vals) != 1+5*len(c.idx) {
-			return fmt.Errorf("%w: redis: unexpected script reply of %d values", ErrStoreUnavailable, len(vals))
+		if err != nil {
+			// No decision from this slot. Other slots may have admitted (and counted): they are
+			// refunded below, so a failed decision consumes from no rule either.
+			failed = fmt.Errorf("%w: redis: %w", ErrStoreUnavailable, err)
+			all = false
+			for _, i := range c.idx {
+				res[i] = Result{}
+			}
+			continue
 		}
 		for j, i := range c.idx {
 			v := vals[1+5*j:]
@@ -177,7 +187,7 @@ func (s *RedisStore) Take(ctx context.Context, _ time.Time, reqs []Request, res 
 	for _, r := range refunds {
 		_ = s.refund.Run(ctx, s.c, r.keys, r.args...).Err() // best effort, documented
 	}
-	return nil
+	return failed
 }
 
 // groups splits reqs into the sets one script may touch: everything for a single node, one set

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,21 +110,8 @@ func checkNoConsume(t *testing.T, alg ratelimit.Algorithm, l *ratelimit.Limiter)
 // to different slots, so each decision is two scripts in one pipeline, and an admitted slot is
 // refunded when the other rejects.
 func TestRedisClusterSlotsAndRefund(t *testing.T) {
-	srv := redistest.Start(t, "--cluster-enabled", "yes")
+	srv, cc := startCluster(t)
 	ctx := context.Background()
-	if err := srv.Client().Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
-		t.Fatal(err)
-	}
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr}})
-	t.Cleanup(func() { _ = cc.Close() })
-	deadline := time.Now().Add(20 * time.Second)
-	for cc.Set(ctx, "probe", "1", time.Second).Err() != nil { // wait for the cluster state to become ok
-		if time.Now().After(deadline) {
-			t.Fatal("cluster did not become ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-		cc.ReloadState(ctx)
-	}
 	for _, alg := range algorithms {
 		rules := []ratelimit.Rule{
 			{Name: "user", Limit: ratelimit.PerHour(2), Key: ratelimit.Constant("x"), Algorithm: alg},
@@ -348,6 +336,54 @@ func TestRedisRingEmptyKeysOnTheirShards(t *testing.T) {
 		key := store.Key(r.Name, "", r.Algorithm)
 		if n, err := ring.Exists(ctx, key).Result(); err != nil || n != 1 {
 			t.Errorf("rule %s: key %s not on the shard Ring routes it to (%d, %v)", r.Name, key, n, err)
+		}
+	}
+}
+
+// startCluster starts a one-node Redis Cluster holding every slot.
+func startCluster(t *testing.T) (*redistest.Server, *redis.ClusterClient) {
+	t.Helper()
+	srv := redistest.Start(t, "--cluster-enabled", "yes")
+	ctx := context.Background()
+	if err := srv.Client().Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
+		t.Fatal(err)
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { _ = cc.Close() })
+	deadline := time.Now().Add(20 * time.Second)
+	for cc.Set(ctx, "probe", "1", time.Second).Err() != nil { // wait for the cluster state to become ok
+		if time.Now().After(deadline) {
+			t.Fatal("cluster did not become ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+		cc.ReloadState(ctx)
+	}
+	return srv, cc
+}
+
+// TestRedisClusterFailedSlotConsumesNothing: when one slot's script fails (here a key of the wrong
+// type; in production a node down) while another slot admits, the decision fails and the admitted
+// slot is refunded: a failed decision consumes from no rule.
+func TestRedisClusterFailedSlotConsumesNothing(t *testing.T) {
+	_, cc := startCluster(t)
+	ctx := context.Background()
+	rules := []ratelimit.Rule{
+		{Name: "user", Limit: ratelimit.PerHour(100), Key: ratelimit.Constant("x")},
+		{Name: "service", Limit: ratelimit.PerHour(5), Key: ratelimit.Constant("x")},
+	}
+	l := redisLimiter(t, cc, rules)
+	store, _ := ratelimit.NewRedisStore(cc)
+	if err := cc.LPush(ctx, store.Key("user", "broken", ratelimit.GCRA), "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if d, err := l.Allow(ctx, "broken", "svc"); d.Allowed || !errors.Is(err, ratelimit.ErrStoreUnavailable) {
+			t.Fatalf("decision with a failing slot: %+v %v", d, err)
+		}
+	}
+	for i := range 5 {
+		if d, err := l.Allow(ctx, "u"+strconv.Itoa(i), "svc"); err != nil || !d.Allowed {
+			t.Fatalf("request %d: %+v %v (failed decisions consumed the service quota)", i, d, err)
 		}
 	}
 }
