@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -109,6 +110,9 @@ type Limiter struct {
 
 type compiledRule struct {
 	Rule
+	// header values that depend only on the rule, precomputed when its Limit is static
+	limitVal  string // X-RateLimit-Limit
+	policyVal string // RateLimit-Policy
 }
 
 type scratch struct {
@@ -153,7 +157,12 @@ func New(rules []Rule, opts ...Option) (*Limiter, error) {
 		} else if int(r.Algorithm) >= len(algorithmNames) {
 			return nil, fmt.Errorf("ratelimit: rule %q: unknown algorithm %d", r.Name, uint8(r.Algorithm))
 		}
-		l.rules = append(l.rules, compiledRule{Rule: r})
+		cr := compiledRule{Rule: r}
+		if r.LimitFunc == nil {
+			cr.limitVal = strconv.FormatInt(r.Limit.Count, 10)
+			cr.policyVal = string(appendPolicy(nil, r.Name, r.Limit))
+		}
+		l.rules = append(l.rules, cr)
 	}
 	if c.store == nil {
 		ms, err := NewMemoryStore()
@@ -221,23 +230,30 @@ func (l *Limiter) Allow(ctx context.Context, keys ...string) (Decision, error) {
 	if len(keys) != 1 && len(keys) != len(l.rules) {
 		return Decision{}, fmt.Errorf("ratelimit: Allow: %d keys for %d rules", len(keys), len(l.rules))
 	}
-	d, _, err := l.decide(ctx, nil, keys)
+	d, _, _, err := l.decide(ctx, nil, keys)
 	return d, err
 }
 
-// decide evaluates all rules for r (HTTP) or keys (Allow).
-func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (Decision, outcomeKind, error) {
+// binding tells the header writer which rule bound a decision and when it was made.
+type binding struct {
+	rule int       // index of the binding rule in l.rules
+	now  time.Time // the limiter's clock reading for the decision
+}
+
+// decide evaluates all rules for r (HTTP) or keys (Allow). b is set when the decision has a
+// binding rule (kindAllowed with d.Rule set, kindRejected).
+func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (d Decision, kind outcomeKind, b binding, err error) {
 	sc := l.pool.Get().(*scratch)
-	d, kind, err, abandoned := l.decideWith(ctx, r, keys, sc)
+	d, kind, b, err, abandoned := l.decideWith(ctx, r, keys, sc)
 	if !abandoned {
 		l.pool.Put(sc)
 	}
-	return d, kind, err
+	return d, kind, b, err
 }
 
 // decideWith does decide's work with scratch space sc. abandoned reports that a store call timed
 // out and still owns sc.
-func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string, sc *scratch) (_ Decision, _ outcomeKind, _ error, abandoned bool) {
+func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string, sc *scratch) (_ Decision, _ outcomeKind, _ binding, _ error, abandoned bool) {
 	n := 0
 	for i := range l.rules {
 		rule := &l.rules[i]
@@ -252,7 +268,7 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		}
 		if key == "" && rule.EmptyKey == EmptyKeyDeny {
 			l.tel.record(ctx, -1, kindNoKey)
-			return Decision{Rule: rule.Name}, kindNoKey, ErrNoKey, false
+			return Decision{Rule: rule.Name}, kindNoKey, binding{}, ErrNoKey, false
 		}
 		if len(key) > l.maxKeyLen {
 			sum := sha256.Sum256([]byte(key))
@@ -266,7 +282,7 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 			}
 			if rule.Algorithm.validate(lim) != nil {
 				l.tel.record(ctx, -1, kindInvalid)
-				return Decision{Rule: rule.Name}, kindInvalid, ErrInvalidLimit, false
+				return Decision{Rule: rule.Name}, kindInvalid, binding{}, ErrInvalidLimit, false
 			}
 		}
 		sc.reqs[n] = Request{Rule: rule.Name, Key: key, Algorithm: rule.Algorithm, Limit: lim, Cost: 1}
@@ -275,10 +291,11 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 	}
 	if n == 0 { // every rule exempted the request (LimitFunc returned the zero Limit)
 		l.tel.record(ctx, -1, kindAllowed)
-		return Decision{Allowed: true}, kindAllowed, nil, false
+		return Decision{Allowed: true}, kindAllowed, binding{}, nil, false
 	}
 	var err error
-	if ls, ok := l.store.(*LeaseStore); ok && ls.takeLocal(l.now(), sc.reqs[:n], sc.res[:n]) {
+	now := l.now()
+	if ls, ok := l.store.(*LeaseStore); ok && ls.takeLocal(now, sc.reqs[:n], sc.res[:n]) {
 		// decided from local leases: no I/O, no goroutine
 	} else if l.remote {
 		// The store call runs in its own goroutine so that the timeout holds even when the client
@@ -286,7 +303,7 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		// ReadTimeout). On timeout the call is abandoned and finishes on its own.
 		tctx, cancel := context.WithTimeout(ctx, l.timeout)
 		done := make(chan error, 1)
-		now, reqs, res := l.now(), sc.reqs[:n], sc.res[:n]
+		reqs, res := sc.reqs[:n], sc.res[:n]
 		go func() { done <- l.store.Take(tctx, now, reqs, res) }()
 		select {
 		case err = <-done:
@@ -295,16 +312,16 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		}
 		cancel()
 	} else {
-		err = l.store.Take(ctx, l.now(), sc.reqs[:n], sc.res[:n])
+		err = l.store.Take(ctx, now, sc.reqs[:n], sc.res[:n])
 	}
 	if err != nil {
 		err = storeError(err)
 		if l.fail == failOpen {
 			l.tel.storeFailure(ctx, err, kindFailOpen)
-			return Decision{Allowed: true, FailedOpen: true}, kindFailOpen, err, abandoned
+			return Decision{Allowed: true, FailedOpen: true}, kindFailOpen, binding{}, err, abandoned
 		}
 		l.tel.storeFailure(ctx, err, kindFailClosed)
-		return Decision{}, kindFailClosed, err, abandoned
+		return Decision{}, kindFailClosed, binding{}, err, abandoned
 	}
 	// choose the binding rule
 	best := -1
@@ -338,7 +355,7 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		kind = kindRejected
 	}
 	l.tel.record(ctx, int(sc.idx[best]), kind)
-	return d, kind, nil, false
+	return d, kind, binding{rule: int(sc.idx[best]), now: now}, nil, false
 }
 
 func storeError(err error) error {
