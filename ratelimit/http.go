@@ -12,7 +12,8 @@ import (
 // rate-limit headers set; rejected ones get a 429 problem with Retry-After (seconds until the same
 // request would be admitted, rounded up) and the same headers. A request without a key under
 // EmptyKeyDeny gets 403; a store failure under FailClosed gets 503 with Retry-After: 1; an
-// invalid limit from a LimitFunc gets 500. Wrap's method value is a gatewaykit.Middleware.
+// invalid limit from a LimitFunc gets 500. Wrap's method value is a gatewaykit.Middleware; the
+// returned handler is safe for concurrent use.
 func (l *Limiter) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d, kind, b, _ := l.decide(r.Context(), r, nil)

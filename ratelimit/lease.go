@@ -28,7 +28,9 @@ import (
 //
 //   - Over-admission: over any interval, at most I*B requests beyond what the exact algorithm
 //     admits, for I instances and batch B (tokens leased before the interval and spent in it).
-//     FixedWindow never over-admits.
+//     FixedWindow leases end with their window, measured from the lease's arrival, so they can
+//     outlive the shared store's window only by the reply's transit time (a fraction of a
+//     millisecond on a LAN): FixedWindow over-admits only within that margin after a window edge.
 //   - Under-admission: tokens leased but unspent (at most I*B per key at any moment) are unusable
 //     by other instances until they expire, so a key may be rejected while another instance still
 //     holds its quota.
@@ -106,7 +108,8 @@ func LeaseMaxKeys(n int) LeaseOption {
 	}
 }
 
-// NewLeaseStore returns a LeaseStore over remote (usually a *RedisStore).
+// NewLeaseStore returns a LeaseStore over remote (usually a *RedisStore). Defaults: LeaseBatch 20,
+// LeaseMaxAge 1s, LeaseMaxKeys 65,536. A Limiter using it must be given FailOpen or FailClosed.
 func NewLeaseStore(remote Store, opts ...LeaseOption) (*LeaseStore, error) {
 	if remote == nil {
 		return nil, errors.New("ratelimit: lease store: remote store is nil")

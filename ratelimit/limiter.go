@@ -24,7 +24,9 @@ import (
 type LimitFunc func(ctx context.Context, key string) Limit
 
 // ByTier returns a LimitFunc that picks the limit by the identity's Tier, and fallback for
-// requests without an identity or with a tier not in the map. A zero fallback exempts them.
+// requests without an identity or with a tier not in the map. A zero fallback exempts them. The
+// map is copied, so later changes to it have no effect; the LimitFunc is safe for concurrent use.
+// Limits are validated per request (an invalid one fails the decision), not here.
 func ByTier(tiers map[string]Limit, fallback Limit) LimitFunc {
 	m := make(map[string]Limit, len(tiers))
 	for k, v := range tiers {
@@ -91,9 +93,9 @@ type Decision struct {
 	FailedOpen bool
 }
 
-// Limiter applies a set of rules to requests. It is safe for concurrent use. Close releases the
-// store when the Limiter created it (the default memory store); a store passed with WithStore is
-// the caller's to close.
+// Limiter applies a set of rules to requests. It is safe for concurrent use; the zero Limiter is
+// not usable (use New). Close releases the store when the Limiter created it (the default memory
+// store); a store passed with WithStore is the caller's to close.
 type Limiter struct {
 	rules     []compiledRule
 	store     Store
@@ -122,7 +124,10 @@ type scratch struct {
 }
 
 // New returns a Limiter for rules (1 to MaxRules). It validates every rule and option; with a
-// store other than *MemoryStore it requires FailOpen or FailClosed.
+// store other than *MemoryStore it requires FailOpen or FailClosed (there is no default policy).
+// Defaults: a private MemoryStore, store timeout 100ms (remote stores only), HeadersBoth,
+// gatewaykit.WriteProblem for rejections, time.Now, keys longer than 128 bytes hashed, store
+// failures logged at most every 10s to slog.Default(), otel.GetMeterProvider().
 func New(rules []Rule, opts ...Option) (*Limiter, error) {
 	c := config{timeout: 100 * time.Millisecond, now: time.Now, headers: HeadersBoth, logEvery: 10 * time.Second, maxKeyLen: 128}
 	for _, o := range opts {
@@ -223,7 +228,7 @@ var ErrInvalidLimit = errors.New("ratelimit: LimitFunc returned an invalid limit
 // one key per rule, in rule order, or a single key used for every rule; the rules' KeyFuncs are
 // not called. ctx reaches LimitFuncs and bounds the store call.
 //
-// The error is nil when the store decided. On a store failure it wraps ErrStoreUnavailable and the
+// Safe for concurrent use. The error is nil when the store decided. On a store failure it wraps ErrStoreUnavailable and the
 // Decision follows the failure policy (Allowed and FailedOpen with FailOpen, rejected with
 // FailClosed). ErrNoKey and ErrInvalidLimit come with a rejected Decision.
 func (l *Limiter) Allow(ctx context.Context, keys ...string) (Decision, error) {

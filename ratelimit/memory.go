@@ -79,7 +79,8 @@ func MemoryMaxKeys(n int) MemoryOption {
 	}
 }
 
-// NewMemoryStore returns an empty MemoryStore.
+// NewMemoryStore returns an empty MemoryStore holding at most DefaultMemoryMaxKeys keys unless
+// MemoryMaxKeys says otherwise.
 func NewMemoryStore(opts ...MemoryOption) (*MemoryStore, error) {
 	c := memoryConfig{maxKeys: DefaultMemoryMaxKeys}
 	for _, o := range opts {

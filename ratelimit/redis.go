@@ -60,7 +60,9 @@ func RedisKeyPrefix(p string) RedisOption {
 	}
 }
 
-// NewRedisStore returns a Store over c. A Limiter using it must be given FailOpen or FailClosed.
+// NewRedisStore returns a Store over c, with keys prefixed by DefaultRedisPrefix unless
+// RedisKeyPrefix says otherwise. A Limiter using it must be given FailOpen or FailClosed. Bound
+// decisions with WithStoreTimeout rather than only with the client's timeouts.
 func NewRedisStore(c redis.UniversalClient, opts ...RedisOption) (*RedisStore, error) {
 	if c == nil {
 		return nil, errors.New("ratelimit: redis client is nil")
