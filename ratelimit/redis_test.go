@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewaykit/gatewaykit/internal/redistest"
+	"github.com/gatewaykit/gatewaykit/internal/testservice"
 	"github.com/gatewaykit/gatewaykit/ratelimit"
 )
 
@@ -340,10 +341,16 @@ func TestRedisRingEmptyKeysOnTheirShards(t *testing.T) {
 	}
 }
 
-// startCluster starts a one-node Redis Cluster holding every slot.
+// startCluster starts a one-node Redis Cluster holding every slot. The cluster bus gets a port
+// known to be free: Redis' default (the client port + 10000) often lands on a port in use on a busy
+// machine (or past 65535), and redistest retries only the client port.
 func startCluster(t *testing.T) (*redistest.Server, *redis.ClusterClient) {
 	t.Helper()
-	srv := redistest.Start(t, "--cluster-enabled", "yes")
+	bus, err := testservice.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus[0]))
 	ctx := context.Background()
 	if err := srv.Client().Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
 		t.Fatal(err)
