@@ -23,8 +23,10 @@ type Limit struct {
 	Burst int64
 }
 
-// Maximum values accepted in a Limit. They keep all arithmetic (including Redis' Lua doubles, in
-// microseconds) exact.
+// Maximum values accepted in a Limit. They keep the arithmetic exact in int64 nanoseconds and,
+// in the Redis scripts, in Lua doubles (microseconds), with one exception: the sliding-window
+// counter's products (Count times Period in µs) exceed 2^53 for very large limits, so in Redis its
+// admission edge can move by a few microseconds (the in-memory store uses exact 128-bit products).
 const (
 	MaxCount  = 1 << 30
 	MaxPeriod = 366 * 24 * time.Hour
