@@ -155,6 +155,9 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 	var keys [MaxRules]uint64
 	var order [MaxRules]uint8
 	for i := range reqs {
+		if !reqs[i].valid() {
+			return true, errInvalidRequest
+		}
 		keys[i] = s.hash(&reqs[i])
 		order[i] = uint8(keys[i] >> 58)
 	}
