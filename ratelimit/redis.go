@@ -22,7 +22,10 @@ const DefaultRedisPrefix = "gatewaykit:rl:"
 // server's clock (TIME, so gateway clocks may drift) and writes all rules or none. Keys are
 // prefix + "{" + key + "}:" + rule + ":" + algorithm; the {hash tag} is the rule's key, so in Redis
 // Cluster all rules keyed by the same value (per-user and per-tier limits of one user) live in one
-// slot, and every key has a TTL so idle keys vanish.
+// slot, and every key has a TTL so idle keys vanish. The scripts count in microseconds (Lua
+// numbers are doubles), so GCRA and TokenBucket space a key's requests at least 1µs apart: a rule
+// above 1,000,000 requests per second per key is held to that rate in Redis (the memory store
+// counts in nanoseconds).
 //
 // Redis Cluster and Ring: rules whose keys fall in different slots (Ring: different hash tags; an
 // empty key has none, so each rule's key is then sharded by its whole name) are
