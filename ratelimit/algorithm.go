@@ -97,6 +97,18 @@ func interval(l Limit) int64 {
 // evaluate decides one counter-algorithm rule (not SlidingLog) at now (Unix ns) for cost requests.
 // exists is false for a key with no (or expired) state. Pure function: the stores share it.
 func evaluate(alg Algorithm, l Limit, s state, exists bool, now, cost int64) outcome {
+	if (alg == FixedWindow || alg == SlidingWindow) && exists && s.a > now {
+		// The clock went back before the stored window began: keep counting in that window (as if
+		// it were its start) rather than opening an older window afresh, and add the lag to the
+		// waits so they are honest on the clock that went back.
+		lag := s.a - now
+		o := evaluate(alg, l, s, exists, s.a, cost)
+		o.resetAfter += lag
+		if !o.allowed {
+			o.retryAfter += lag
+		}
+		return o
+	}
 	switch alg {
 	case TokenBucket:
 		t := interval(l)

@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,5 +188,58 @@ func TestKeysAreIndependent(t *testing.T) {
 		if n, _ := burst(t, l, "b"); n != 3 {
 			t.Fatalf("%v: b admitted %d after a was exhausted", alg, n)
 		}
+	}
+}
+
+// TestWindowsClockGoesBack: when the clock steps back across a window edge (an NTP step, a Redis
+// failover to a server whose clock lags), the window algorithms keep counting in the newer window
+// instead of starting the older window afresh, which would admit another full quota.
+func TestWindowsClockGoesBack(t *testing.T) {
+	for _, alg := range []ratelimit.Algorithm{ratelimit.FixedWindow, ratelimit.SlidingWindow} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := newClock()
+			l := newLimiter(t, clk, alg, ratelimit.PerMinute(5))
+			clk.Advance(time.Second) // 1s into a window
+			if n, _ := burst(t, l, "k"); n != 5 {
+				t.Fatalf("first burst admitted %d, want 5", n)
+			}
+			clk.Advance(-2 * time.Second) // 1s before that window began
+			n, d := burst(t, l, "k")
+			if n != 0 {
+				t.Fatalf("admitted %d more after the clock stepped back, want 0", n)
+			}
+			// a retry after RetryAfter (measured from the earlier clock) succeeds
+			clk.Advance(d.RetryAfter - 1)
+			if n, _ := burst(t, l, "k"); n != 0 {
+				t.Fatalf("admitted %d before RetryAfter %v", n, d.RetryAfter)
+			}
+			clk.Advance(1)
+			if n, _ := burst(t, l, "k"); n == 0 {
+				t.Fatalf("rejected at RetryAfter %v", d.RetryAfter)
+			}
+		})
+	}
+}
+
+// TestLargeBurstBucket: a burst above Count is a bucket holding more than one Period of refill;
+// up to a century of refill is accepted and exact (no int64 overflow), beyond it New refuses.
+func TestLargeBurstBucket(t *testing.T) {
+	for _, alg := range []ratelimit.Algorithm{ratelimit.GCRA, ratelimit.TokenBucket} {
+		t.Run(alg.String(), func(t *testing.T) {
+			clk := newClock()
+			l := newLimiter(t, clk, alg, ratelimit.PerDay(1).WithBurst(30000)) // 82 years of refill
+			n, d := burst(t, l, "k")
+			if n != 30000 || d.RetryAfter != 24*time.Hour || d.Remaining != 0 {
+				t.Fatalf("admitted %d, rejection %+v; want 30000 then RetryAfter 24h", n, d)
+			}
+			for _, lim := range []ratelimit.Limit{ratelimit.PerDay(1).WithBurst(1 << 20), ratelimit.Every(1, ratelimit.MaxPeriod).WithBurst(ratelimit.MaxCount)} {
+				if err := lim.Validate(); err == nil || !strings.Contains(err.Error(), "burst") {
+					t.Fatalf("%v: Validate = %v, want a burst error", lim, err)
+				}
+				if _, err := ratelimit.New([]ratelimit.Rule{{Name: "r", Limit: lim, Key: ratelimit.Constant("k"), Algorithm: alg}}); err == nil {
+					t.Fatalf("%v accepted: its bucket overflows int64 nanoseconds", lim)
+				}
+			}
+		})
 	}
 }

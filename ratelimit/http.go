@@ -12,14 +12,15 @@ import (
 // rate-limit headers set; rejected ones get a 429 problem with Retry-After (seconds until the same
 // request would be admitted, rounded up) and the same headers. A request without a key under
 // EmptyKeyDeny gets 403; a store failure under FailClosed gets 503 with Retry-After: 1; an
-// invalid limit from a LimitFunc gets 500. Wrap's method value is a gatewaykit.Middleware.
+// invalid limit from a LimitFunc gets 500. Wrap's method value is a gatewaykit.Middleware; the
+// returned handler is safe for concurrent use.
 func (l *Limiter) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d, kind, _ := l.decide(r.Context(), r, nil)
+		d, kind, b, _ := l.decide(r.Context(), r, nil)
 		switch kind {
 		case kindAllowed:
 			if d.Rule != "" {
-				l.writeHeaders(w.Header(), &d)
+				l.writeHeaders(w.Header(), &d, b)
 			}
 			next.ServeHTTP(w, r)
 		case kindFailOpen:
@@ -27,7 +28,7 @@ func (l *Limiter) Wrap(next http.Handler) http.Handler {
 		case kindRejected:
 			p := gatewaykit.NewProblem(http.StatusTooManyRequests, "Too many requests: retry later.")
 			p.Header = make(http.Header, 6)
-			l.writeHeaders(p.Header, &d)
+			l.writeHeaders(p.Header, &d, b)
 			p.WithRetryAfter(d.RetryAfter)
 			l.onError(w, r, p)
 		case kindNoKey:
@@ -60,56 +61,59 @@ func appendPolicy(b []byte, name string, lim Limit) []byte {
 }
 
 // writeHeaders sets the selected rate-limit headers for the binding rule of d, with two
-// allocations (one string holding every value, one array of value slices).
-func (l *Limiter) writeHeaders(h http.Header, d *Decision) {
+// allocations (one string holding the values that vary per request, one array of value slices).
+// Values that depend only on a rule with a static Limit are precomputed at New.
+func (l *Limiter) writeHeaders(h http.Header, d *Decision, b binding) {
 	if l.headers == HeadersNone {
 		return
 	}
-	var buf [256]byte
-	b := buf[:0]
-	var ends [5]int
-	nv := 0
-	reset := ceilSeconds(d.ResetAfter)
+	rule := &l.rules[b.rule]
+	static := rule.LimitFunc == nil
+	var buf [192]byte
+	s := buf[:0]
+	var ends [5]int // end in s of each dynamic value, in the order of vals
+	vals := new([5]string)
 	if l.headers&HeadersLegacy != 0 {
-		b = strconv.AppendInt(b, d.Limit.Count, 10)
-		ends[nv] = len(b)
-		nv++
-		b = strconv.AppendInt(b, d.Remaining, 10)
-		ends[nv] = len(b)
-		nv++
-		b = strconv.AppendInt(b, l.now().Add(d.ResetAfter+time.Second-1).Unix(), 10)
-		ends[nv] = len(b)
-		nv++
+		if !static {
+			s = strconv.AppendInt(s, d.Limit.Count, 10)
+		}
+		ends[0] = len(s)
+		s = strconv.AppendInt(s, d.Remaining, 10)
+		ends[1] = len(s)
+		s = strconv.AppendInt(s, b.now.Add(d.ResetAfter+time.Second-1).Unix(), 10)
+		ends[2] = len(s)
 	}
 	if l.headers&HeadersIETF != 0 {
-		b = appendPolicy(b, d.Rule, d.Limit)
-		ends[nv] = len(b)
-		nv++
-		b = append(b, '"')
-		b = append(b, d.Rule...)
-		b = append(b, `";r=`...)
-		b = strconv.AppendInt(b, d.Remaining, 10)
-		b = append(b, ";t="...)
-		b = strconv.AppendInt(b, reset, 10)
-		ends[nv] = len(b)
-		nv++
+		if !static {
+			s = appendPolicy(s, d.Rule, d.Limit)
+		}
+		ends[3] = len(s)
+		s = append(s, '"')
+		s = append(s, d.Rule...)
+		s = append(s, `";r=`...)
+		s = strconv.AppendInt(s, d.Remaining, 10)
+		s = append(s, ";t="...)
+		s = strconv.AppendInt(s, ceilSeconds(d.ResetAfter), 10)
+		ends[4] = len(s)
+	} else { // no IETF values: empty strings
+		ends[3], ends[4] = ends[2], ends[2]
 	}
-	s := string(b)
-	vals := new([5]string)
+	str := string(s)
 	start := 0
-	for i := 0; i < nv; i++ {
-		vals[i] = s[start:ends[i]]
+	for i := range ends {
+		vals[i] = str[start:ends[i]]
 		start = ends[i]
 	}
-	i := 0
+	if static {
+		vals[0], vals[3] = rule.limitVal, rule.policyVal
+	}
 	if l.headers&HeadersLegacy != 0 {
 		h["X-Ratelimit-Limit"] = vals[0:1:1]
 		h["X-Ratelimit-Remaining"] = vals[1:2:2]
 		h["X-Ratelimit-Reset"] = vals[2:3:3]
-		i = 3
 	}
 	if l.headers&HeadersIETF != 0 {
-		h["Ratelimit-Policy"] = vals[i : i+1 : i+1]
-		h["Ratelimit"] = vals[i+1 : i+2 : i+2]
+		h["Ratelimit-Policy"] = vals[3:4:4]
+		h["Ratelimit"] = vals[4:5:5]
 	}
 }

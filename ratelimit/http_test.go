@@ -243,3 +243,38 @@ func TestSpanAttributes(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadersFollowTheBindingRule: headers describe the binding rule, whether its limit is static
+// or chosen per request by a LimitFunc, also when an earlier rule exempted the request.
+func TestHeadersFollowTheBindingRule(t *testing.T) {
+	clk := newClock()
+	tier := func(ctx context.Context, _ string) ratelimit.Limit {
+		if id, ok := gatewaykit.IdentityFrom(ctx); ok && id.Tier == "free" {
+			return ratelimit.PerMinute(2)
+		}
+		return ratelimit.Limit{} // exempt
+	}
+	l, err := ratelimit.New([]ratelimit.Rule{
+		{Name: "tier", LimitFunc: tier, Key: ratelimit.Constant("x")},
+		{Name: "service", Limit: ratelimit.PerMinute(10), Key: ratelimit.Constant("x")},
+	}, ratelimit.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := l.Wrap(okHandler)
+	check := func(w *httptest.ResponseRecorder, want map[string]string) {
+		t.Helper()
+		for k, v := range want {
+			if got := w.Header().Get(k); got != v {
+				t.Errorf("%s = %q, want %q", k, got, v)
+			}
+		}
+	}
+	free := httptest.NewRequest("GET", "/", nil)
+	free = free.WithContext(gatewaykit.WithIdentity(free.Context(), &gatewaykit.Identity{Subject: "a", Tier: "free"}))
+	check(serve(h, free), map[string]string{"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1",
+		"RateLimit-Policy": `"tier";q=2;w=60`, "RateLimit": `"tier";r=1;t=30`})
+	check(serve(h, httptest.NewRequest("GET", "/", nil)), map[string]string{"X-RateLimit-Limit": "10",
+		"X-RateLimit-Remaining": "8", "RateLimit-Policy": `"service";q=10;w=60`, "RateLimit": `"service";r=8;t=12`,
+		"X-RateLimit-Reset": strconv.FormatInt(clk.Now().Add(12*time.Second).Unix(), 10)})
+}

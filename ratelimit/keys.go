@@ -8,7 +8,8 @@ import (
 )
 
 // KeyFunc derives a rule's counter key from a request. An empty key is handled by the rule's
-// EmptyKey policy. Implementations must be safe for concurrent use and must not modify r.
+// EmptyKey policy; keys longer than WithMaxKeyLen are hashed. Implementations must be safe for
+// concurrent use and must not modify r; the KeyFuncs of this package are.
 type KeyFunc func(r *http.Request) string
 
 // ByClientIP keys by the client address as resolved by res (nil: the TCP peer; forwarding headers
@@ -86,9 +87,11 @@ func ByMethod() KeyFunc { return func(r *http.Request) string { return r.Method 
 // s may be empty only if the rule's EmptyKey policy is EmptyKeyShared; prefer a name.
 func Constant(s string) KeyFunc { return func(*http.Request) string { return s } }
 
-// Composite joins the keys of fns with a separator byte (0x1f) that key parts should not contain.
-// If any part is empty the composite key is empty, so the rule's EmptyKey policy applies rather
-// than a half key.
+// Composite joins the keys of fns with a separator byte (0x1f) that key parts should not contain:
+// a part containing it could make two different part lists produce the same key. HTTP header
+// values cannot contain 0x1f (net/http rejects such requests), but identity values might. If any
+// part is empty the composite key is empty, so the rule's EmptyKey policy applies rather than a
+// half key.
 func Composite(fns ...KeyFunc) KeyFunc {
 	fns = append([]KeyFunc(nil), fns...)
 	return func(r *http.Request) string {

@@ -17,7 +17,8 @@ import (
 // store for a batch per rule lacking tokens (one round trip, all rules at once, granting up to the
 // batch: fewer near the limit), then decides locally. One fetch per key is in flight per instance;
 // concurrent requests for the same key wait for it. When the shared store rejects, the rejection
-// is remembered until its RetryAfter (for GCRA and TokenBucket: until a whole batch has refilled),
+// is remembered until its RetryAfter (for GCRA and TokenBucket: until a whole batch has refilled,
+// and the rejection's RetryAfter then reports that longer wait, so a retry at RetryAfter succeeds),
 // so a flood of rejected requests costs about one round trip per batch too.
 // A request rejected by one rule consumes no token from the others.
 //
@@ -27,7 +28,9 @@ import (
 //
 //   - Over-admission: over any interval, at most I*B requests beyond what the exact algorithm
 //     admits, for I instances and batch B (tokens leased before the interval and spent in it).
-//     FixedWindow never over-admits.
+//     FixedWindow leases end with their window, measured from the lease's arrival, so they can
+//     outlive the shared store's window only by the reply's transit time (a fraction of a
+//     millisecond on a LAN): FixedWindow over-admits only within that margin after a window edge.
 //   - Under-admission: tokens leased but unspent (at most I*B per key at any moment) are unusable
 //     by other instances until they expire, so a key may be rejected while another instance still
 //     holds its quota.
@@ -105,7 +108,8 @@ func LeaseMaxKeys(n int) LeaseOption {
 	}
 }
 
-// NewLeaseStore returns a LeaseStore over remote (usually a *RedisStore).
+// NewLeaseStore returns a LeaseStore over remote (usually a *RedisStore). Defaults: LeaseBatch 20,
+// LeaseMaxAge 1s, LeaseMaxKeys 65,536. A Limiter using it must be given FailOpen or FailClosed.
 func NewLeaseStore(remote Store, opts ...LeaseOption) (*LeaseStore, error) {
 	if remote == nil {
 		return nil, errors.New("ratelimit: lease store: remote store is nil")
@@ -151,6 +155,9 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 	var keys [MaxRules]uint64
 	var order [MaxRules]uint8
 	for i := range reqs {
+		if !reqs[i].valid() {
+			return true, errInvalidRequest
+		}
 		keys[i] = s.hash(&reqs[i])
 		order[i] = uint8(keys[i] >> 58)
 	}
@@ -247,6 +254,7 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 		for j := range nn {
 			all = all && rres[j].Allowed
 		}
+		var deniedFor [MaxRules]int64 // how long a rejecting rule's denial is remembered
 		for j := range nn {
 			i := need[j]
 			le := s.shard(keys[i]).m[keys[i]]
@@ -274,6 +282,7 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 					// ask again when a whole batch has refilled, not after every single token
 					le.deniedUntil += (rreqs[j].Cost - 1) * interval(reqs[i].Limit)
 				}
+				deniedFor[j] = le.deniedUntil - nowNs
 			}
 		}
 		if err == nil && !all { // rejected: report every rule, none consumed
@@ -283,6 +292,9 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 			for j := range nn {
 				res[need[j]] = rres[j]
 				res[need[j]].Granted = 0
+				if !rres[j].Allowed { // a retry succeeds only once the remembered denial ends
+					res[need[j]].RetryAfter = max(rres[j].RetryAfter, time.Duration(deniedFor[j]))
+				}
 			}
 		}
 		unlock()

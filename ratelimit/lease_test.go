@@ -125,3 +125,30 @@ func TestLeaseTokensExpire(t *testing.T) {
 		t.Fatalf("after expiry: %+v (expired tokens still counted)", d)
 	}
 }
+
+// TestLeaseRetryAfterIsHonest: a rejection from the shared store is remembered until a whole batch
+// has refilled; the first rejection's RetryAfter must say so, or a client retrying at RetryAfter is
+// rejected again by the remembered denial.
+func TestLeaseRetryAfterIsHonest(t *testing.T) {
+	ms, _ := ratelimit.NewMemoryStore()
+	ls, _ := ratelimit.NewLeaseStore(ms, ratelimit.LeaseBatch(10))
+	clk := newClock()
+	l, err := ratelimit.New([]ratelimit.Rule{{Name: "r", Limit: ratelimit.PerMinute(160), Key: ratelimit.Constant("x")}},
+		ratelimit.WithStore(ls), ratelimit.FailClosed(), ratelimit.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		n, d := burst(t, l, "k")
+		if round == 0 && n != 160 {
+			t.Fatalf("admitted %d, want 160", n)
+		}
+		if d.RetryAfter <= 0 {
+			t.Fatalf("round %d: rejection without RetryAfter: %+v", round, d)
+		}
+		clk.Advance(d.RetryAfter)
+		if d2, _ := l.Allow(context.Background(), "k"); !d2.Allowed {
+			t.Fatalf("round %d: rejected again at RetryAfter %v: %+v", round, d.RetryAfter, d2)
+		}
+	}
+}

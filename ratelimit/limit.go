@@ -17,13 +17,16 @@ type Limit struct {
 	// Must be at least one millisecond and at most 366 days.
 	Period time.Duration
 	// Burst is the bucket capacity of TokenBucket and GCRA: how many requests may arrive at once
-	// after a quiet period. Zero means Count (a full period's quota may be spent at once). Ignored
+	// after a quiet period. Zero means Count (a full period's quota may be spent at once). At most
+	// MaxCount, and the bucket may hold at most a century of refill (Burst*Period/Count). Ignored
 	// by the window algorithms, whose burst is fixed by the window (see Algorithm).
 	Burst int64
 }
 
-// Maximum values accepted in a Limit. They keep all arithmetic (including Redis' Lua doubles, in
-// microseconds) exact.
+// Maximum values accepted in a Limit. They keep the arithmetic exact in int64 nanoseconds and,
+// in the Redis scripts, in Lua doubles (microseconds), with one exception: the sliding-window
+// counter's products (Count times Period in µs) exceed 2^53 for very large limits, so in Redis its
+// admission edge can move by a few microseconds (the in-memory store uses exact 128-bit products).
 const (
 	MaxCount  = 1 << 30
 	MaxPeriod = 366 * 24 * time.Hour
@@ -68,9 +71,15 @@ func (l Limit) Validate() error {
 		return fmt.Errorf("ratelimit: limit period %v out of range %v..%v", l.Period, MinPeriod, MaxPeriod)
 	case l.Burst < 0 || l.Burst > MaxCount:
 		return fmt.Errorf("ratelimit: limit burst %d out of range 0..%d", l.Burst, MaxCount)
+	case l.Burst > maxBucket/interval(l):
+		return fmt.Errorf("ratelimit: limit burst %d holds more than %v of refill (Burst*Period/Count)", l.Burst, time.Duration(maxBucket))
 	}
 	return nil
 }
+
+// maxBucket bounds a bucket's capacity in refill time (Burst*Period/Count, one century), so that
+// timestamps plus capacities stay exact in int64 nanoseconds and in Redis' Lua doubles (µs).
+const maxBucket = int64(100 * MaxPeriod)
 
 // String renders l as "100/1m0s" or "100/1m0s burst 20".
 func (l Limit) String() string {

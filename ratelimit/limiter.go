@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,7 +24,9 @@ import (
 type LimitFunc func(ctx context.Context, key string) Limit
 
 // ByTier returns a LimitFunc that picks the limit by the identity's Tier, and fallback for
-// requests without an identity or with a tier not in the map. A zero fallback exempts them.
+// requests without an identity or with a tier not in the map. A zero fallback exempts them. The
+// map is copied, so later changes to it have no effect; the LimitFunc is safe for concurrent use.
+// Limits are validated per request (an invalid one fails the decision), not here.
 func ByTier(tiers map[string]Limit, fallback Limit) LimitFunc {
 	m := make(map[string]Limit, len(tiers))
 	for k, v := range tiers {
@@ -90,9 +93,9 @@ type Decision struct {
 	FailedOpen bool
 }
 
-// Limiter applies a set of rules to requests. It is safe for concurrent use. Close releases the
-// store when the Limiter created it (the default memory store); a store passed with WithStore is
-// the caller's to close.
+// Limiter applies a set of rules to requests. It is safe for concurrent use; the zero Limiter is
+// not usable (use New). Close releases the store when the Limiter created it (the default memory
+// store); a store passed with WithStore is the caller's to close.
 type Limiter struct {
 	rules     []compiledRule
 	store     Store
@@ -109,6 +112,9 @@ type Limiter struct {
 
 type compiledRule struct {
 	Rule
+	// header values that depend only on the rule, precomputed when its Limit is static
+	limitVal  string // X-RateLimit-Limit
+	policyVal string // RateLimit-Policy
 }
 
 type scratch struct {
@@ -118,7 +124,10 @@ type scratch struct {
 }
 
 // New returns a Limiter for rules (1 to MaxRules). It validates every rule and option; with a
-// store other than *MemoryStore it requires FailOpen or FailClosed.
+// store other than *MemoryStore it requires FailOpen or FailClosed (there is no default policy).
+// Defaults: a private MemoryStore, store timeout 100ms (remote stores only), HeadersBoth,
+// gatewaykit.WriteProblem for rejections, time.Now, keys longer than 128 bytes hashed, store
+// failures logged at most every 10s to slog.Default(), otel.GetMeterProvider().
 func New(rules []Rule, opts ...Option) (*Limiter, error) {
 	c := config{timeout: 100 * time.Millisecond, now: time.Now, headers: HeadersBoth, logEvery: 10 * time.Second, maxKeyLen: 128}
 	for _, o := range opts {
@@ -153,7 +162,12 @@ func New(rules []Rule, opts ...Option) (*Limiter, error) {
 		} else if int(r.Algorithm) >= len(algorithmNames) {
 			return nil, fmt.Errorf("ratelimit: rule %q: unknown algorithm %d", r.Name, uint8(r.Algorithm))
 		}
-		l.rules = append(l.rules, compiledRule{Rule: r})
+		cr := compiledRule{Rule: r}
+		if r.LimitFunc == nil {
+			cr.limitVal = strconv.FormatInt(r.Limit.Count, 10)
+			cr.policyVal = string(appendPolicy(nil, r.Name, r.Limit))
+		}
+		l.rules = append(l.rules, cr)
 	}
 	if c.store == nil {
 		ms, err := NewMemoryStore()
@@ -214,30 +228,37 @@ var ErrInvalidLimit = errors.New("ratelimit: LimitFunc returned an invalid limit
 // one key per rule, in rule order, or a single key used for every rule; the rules' KeyFuncs are
 // not called. ctx reaches LimitFuncs and bounds the store call.
 //
-// The error is nil when the store decided. On a store failure it wraps ErrStoreUnavailable and the
+// Safe for concurrent use. The error is nil when the store decided. On a store failure it wraps ErrStoreUnavailable and the
 // Decision follows the failure policy (Allowed and FailedOpen with FailOpen, rejected with
 // FailClosed). ErrNoKey and ErrInvalidLimit come with a rejected Decision.
 func (l *Limiter) Allow(ctx context.Context, keys ...string) (Decision, error) {
 	if len(keys) != 1 && len(keys) != len(l.rules) {
 		return Decision{}, fmt.Errorf("ratelimit: Allow: %d keys for %d rules", len(keys), len(l.rules))
 	}
-	d, _, err := l.decide(ctx, nil, keys)
+	d, _, _, err := l.decide(ctx, nil, keys)
 	return d, err
 }
 
-// decide evaluates all rules for r (HTTP) or keys (Allow).
-func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (Decision, outcomeKind, error) {
+// binding tells the header writer which rule bound a decision and when it was made.
+type binding struct {
+	rule int       // index of the binding rule in l.rules
+	now  time.Time // the limiter's clock reading for the decision
+}
+
+// decide evaluates all rules for r (HTTP) or keys (Allow). b is set when the decision has a
+// binding rule (kindAllowed with d.Rule set, kindRejected).
+func (l *Limiter) decide(ctx context.Context, r *http.Request, keys []string) (d Decision, kind outcomeKind, b binding, err error) {
 	sc := l.pool.Get().(*scratch)
-	d, kind, err, abandoned := l.decideWith(ctx, r, keys, sc)
+	d, kind, b, err, abandoned := l.decideWith(ctx, r, keys, sc)
 	if !abandoned {
 		l.pool.Put(sc)
 	}
-	return d, kind, err
+	return d, kind, b, err
 }
 
 // decideWith does decide's work with scratch space sc. abandoned reports that a store call timed
 // out and still owns sc.
-func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string, sc *scratch) (_ Decision, _ outcomeKind, _ error, abandoned bool) {
+func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string, sc *scratch) (_ Decision, _ outcomeKind, _ binding, _ error, abandoned bool) {
 	n := 0
 	for i := range l.rules {
 		rule := &l.rules[i]
@@ -252,7 +273,7 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		}
 		if key == "" && rule.EmptyKey == EmptyKeyDeny {
 			l.tel.record(ctx, -1, kindNoKey)
-			return Decision{Rule: rule.Name}, kindNoKey, ErrNoKey, false
+			return Decision{Rule: rule.Name}, kindNoKey, binding{}, ErrNoKey, false
 		}
 		if len(key) > l.maxKeyLen {
 			sum := sha256.Sum256([]byte(key))
@@ -266,7 +287,7 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 			}
 			if rule.Algorithm.validate(lim) != nil {
 				l.tel.record(ctx, -1, kindInvalid)
-				return Decision{Rule: rule.Name}, kindInvalid, ErrInvalidLimit, false
+				return Decision{Rule: rule.Name}, kindInvalid, binding{}, ErrInvalidLimit, false
 			}
 		}
 		sc.reqs[n] = Request{Rule: rule.Name, Key: key, Algorithm: rule.Algorithm, Limit: lim, Cost: 1}
@@ -275,10 +296,11 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 	}
 	if n == 0 { // every rule exempted the request (LimitFunc returned the zero Limit)
 		l.tel.record(ctx, -1, kindAllowed)
-		return Decision{Allowed: true}, kindAllowed, nil, false
+		return Decision{Allowed: true}, kindAllowed, binding{}, nil, false
 	}
 	var err error
-	if ls, ok := l.store.(*LeaseStore); ok && ls.takeLocal(l.now(), sc.reqs[:n], sc.res[:n]) {
+	now := l.now()
+	if ls, ok := l.store.(*LeaseStore); ok && ls.takeLocal(now, sc.reqs[:n], sc.res[:n]) {
 		// decided from local leases: no I/O, no goroutine
 	} else if l.remote {
 		// The store call runs in its own goroutine so that the timeout holds even when the client
@@ -286,7 +308,7 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		// ReadTimeout). On timeout the call is abandoned and finishes on its own.
 		tctx, cancel := context.WithTimeout(ctx, l.timeout)
 		done := make(chan error, 1)
-		now, reqs, res := l.now(), sc.reqs[:n], sc.res[:n]
+		reqs, res := sc.reqs[:n], sc.res[:n]
 		go func() { done <- l.store.Take(tctx, now, reqs, res) }()
 		select {
 		case err = <-done:
@@ -295,16 +317,16 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		}
 		cancel()
 	} else {
-		err = l.store.Take(ctx, l.now(), sc.reqs[:n], sc.res[:n])
+		err = l.store.Take(ctx, now, sc.reqs[:n], sc.res[:n])
 	}
 	if err != nil {
 		err = storeError(err)
 		if l.fail == failOpen {
 			l.tel.storeFailure(ctx, err, kindFailOpen)
-			return Decision{Allowed: true, FailedOpen: true}, kindFailOpen, err, abandoned
+			return Decision{Allowed: true, FailedOpen: true}, kindFailOpen, binding{}, err, abandoned
 		}
 		l.tel.storeFailure(ctx, err, kindFailClosed)
-		return Decision{}, kindFailClosed, err, abandoned
+		return Decision{}, kindFailClosed, binding{}, err, abandoned
 	}
 	// choose the binding rule
 	best := -1
@@ -338,7 +360,7 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		kind = kindRejected
 	}
 	l.tel.record(ctx, int(sc.idx[best]), kind)
-	return d, kind, nil, false
+	return d, kind, binding{rule: int(sc.idx[best]), now: now}, nil, false
 }
 
 func storeError(err error) error {

@@ -3,7 +3,10 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,5 +199,59 @@ func TestFailurePolicies(t *testing.T) {
 	d, err = closed.Allow(context.Background(), "k")
 	if d.Allowed || !errors.Is(err, ratelimit.ErrStoreUnavailable) {
 		t.Fatalf("fail closed: %+v, %v", d, err)
+	}
+}
+
+// TestMemoryConcurrentMultiRuleExact: two limiters sharing a MemoryStore, 200 goroutines, a per-user
+// rule and a shared service rule: the service admits exactly its limit, no user exceeds its own,
+// and requests rejected by either rule consumed nothing (else the service would fill short).
+func TestMemoryConcurrentMultiRuleExact(t *testing.T) {
+	for _, alg := range algorithms {
+		t.Run(alg.String(), func(t *testing.T) {
+			ms, _ := ratelimit.NewMemoryStore()
+			rules := []ratelimit.Rule{
+				{Name: "user", Limit: ratelimit.PerDay(3), Key: ratelimit.Constant("x"), Algorithm: alg},
+				{Name: "service", Limit: ratelimit.PerDay(300), Key: ratelimit.Constant("x"), Algorithm: alg},
+			}
+			var ls [2]*ratelimit.Limiter
+			for i := range ls {
+				l, err := ratelimit.New(rules, ratelimit.WithStore(ms))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ls[i] = l
+			}
+			const users = 150 // 450 user quota > 300 service quota
+			var perUser [users]atomic.Int64
+			var total atomic.Int64
+			var wg sync.WaitGroup
+			for g := range 200 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					u := g % users
+					for range 5 {
+						d, err := ls[g%2].Allow(context.Background(), "u"+strconv.Itoa(u), "svc")
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if d.Allowed {
+							perUser[u].Add(1)
+							total.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if got := total.Load(); got != 300 {
+				t.Fatalf("admitted %d, want exactly the service limit 300", got)
+			}
+			for u := range perUser {
+				if n := perUser[u].Load(); n > 3 {
+					t.Fatalf("user %d admitted %d, limit 3", u, n)
+				}
+			}
+		})
 	}
 }

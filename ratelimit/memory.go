@@ -79,7 +79,8 @@ func MemoryMaxKeys(n int) MemoryOption {
 	}
 }
 
-// NewMemoryStore returns an empty MemoryStore.
+// NewMemoryStore returns an empty MemoryStore holding at most DefaultMemoryMaxKeys keys unless
+// MemoryMaxKeys says otherwise.
 func NewMemoryStore(opts ...MemoryOption) (*MemoryStore, error) {
 	c := memoryConfig{maxKeys: DefaultMemoryMaxKeys}
 	for _, o := range opts {
@@ -132,8 +133,9 @@ func mix64(x uint64) uint64 {
 	return x ^ x>>31
 }
 
-// Take implements Store. It returns an error only for more than MaxRules requests; ctx is not
-// consulted (the store never blocks on I/O).
+// Take implements Store. It returns an error only for more than MaxRules requests or a request
+// whose Limit has no Count or Period (the Limiter never sends one); ctx is not consulted (the store
+// never blocks on I/O).
 func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res []Result) error {
 	n := len(reqs)
 	if n > MaxRules || len(res) < n {
@@ -147,6 +149,9 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 		logs  [MaxRules]*logEntry
 	)
 	for i := range reqs {
+		if !reqs[i].valid() {
+			return errInvalidRequest
+		}
 		keys[i] = s.hash(&reqs[i])
 		order[i] = uint8((keys[i] >> 57) & s.mask)
 	}

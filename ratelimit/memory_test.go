@@ -95,3 +95,22 @@ func TestMemoryEvictionKeepsWorking(t *testing.T) {
 		t.Fatalf("hot key admitted %d, want 3", admitted.Load())
 	}
 }
+
+// TestStoresRejectInvalidRequests: Store.Take is public; a request with a zero or invalid Limit
+// (which the Limiter never sends) gets an error, not a division-by-zero panic.
+func TestStoresRejectInvalidRequests(t *testing.T) {
+	ms, _ := ratelimit.NewMemoryStore()
+	ls, _ := ratelimit.NewLeaseStore(ms)
+	now := time.Unix(1_700_006_400, 0)
+	for _, s := range []ratelimit.Store{ms, ls} {
+		for _, alg := range algorithms {
+			for _, lim := range []ratelimit.Limit{{}, {Count: 5}, {Period: time.Second}, {Count: -1, Period: time.Second}} {
+				reqs := []ratelimit.Request{{Rule: "r", Key: "k", Algorithm: alg, Limit: lim, Cost: 1}}
+				err := s.Take(context.Background(), now, reqs, make([]ratelimit.Result, 1))
+				if err == nil {
+					t.Errorf("%T %v %+v: no error", s, alg, lim)
+				}
+			}
+		}
+	}
+}

@@ -22,9 +22,13 @@ const DefaultRedisPrefix = "gatewaykit:rl:"
 // server's clock (TIME, so gateway clocks may drift) and writes all rules or none. Keys are
 // prefix + "{" + key + "}:" + rule + ":" + algorithm; the {hash tag} is the rule's key, so in Redis
 // Cluster all rules keyed by the same value (per-user and per-tier limits of one user) live in one
-// slot, and every key has a TTL so idle keys vanish.
+// slot, and every key has a TTL so idle keys vanish. The scripts count in microseconds (Lua
+// numbers are doubles), so GCRA and TokenBucket space a key's requests at least 1µs apart: a rule
+// above 1,000,000 requests per second per key is held to that rate in Redis (the memory store
+// counts in nanoseconds).
 //
-// Redis Cluster and Ring: rules whose keys fall in different slots (Ring: different hash tags) are
+// Redis Cluster and Ring: rules whose keys fall in different slots (Ring: different hash tags; an
+// empty key has none, so each rule's key is then sharded by its whole name) are
 // decided by one script per slot, sent in one pipeline (go-redis runs the nodes' pipelines
 // concurrently), still one round trip. Each script is atomic for its slot; when one slot's script
 // rejects while another's admits, the admitted slot is refunded with a second, best-effort script
@@ -32,7 +36,9 @@ const DefaultRedisPrefix = "gatewaykit:rl:"
 // current count, the log drops its newest entries). Between the two scripts the refunded quota is
 // briefly consumed, so concurrent requests may be rejected a little early (never admitted beyond
 // the limit), and a refund lost to a failure under-counts nothing and over-counts at most one
-// request's cost. A single node or failover client never needs a refund.
+// request's cost. When a slot's script fails (a node down), the slots that admitted are refunded
+// the same way and the decision fails (the failure policy applies), so a failed decision consumes
+// from no rule either. A single node or failover client never needs a refund.
 type RedisStore struct {
 	c      redis.UniversalClient
 	prefix string
@@ -57,7 +63,9 @@ func RedisKeyPrefix(p string) RedisOption {
 	}
 }
 
-// NewRedisStore returns a Store over c. A Limiter using it must be given FailOpen or FailClosed.
+// NewRedisStore returns a Store over c, with keys prefixed by DefaultRedisPrefix unless
+// RedisKeyPrefix says otherwise. A Limiter using it must be given FailOpen or FailClosed. Bound
+// decisions with WithStoreTimeout rather than only with the client's timeouts.
 func NewRedisStore(c redis.UniversalClient, opts ...RedisOption) (*RedisStore, error) {
 	if c == nil {
 		return nil, errors.New("ratelimit: redis client is nil")
@@ -131,13 +139,21 @@ func (s *RedisStore) Take(ctx context.Context, _ time.Time, reqs []Request, res 
 		}
 	}
 	all := true
+	var failed error
 	for _, c := range calls {
 		vals, err := c.cmd.Int64Slice()
-		if err != nil {
-			return fmt.Errorf("%w: redis: %w", ErrStoreUnavailable, err)
+		if err == nil && len(vals) != 1+5*len(c.idx) {
+			err = fmt.Errorf("unexpected script reply of %d values", len(vals))
 		}
-		if len(vals) != 1+5*len(c.idx) {
-			return fmt.Errorf("%w: redis: unexpected script reply of %d values", ErrStoreUnavailable, len(vals))
+		if err != nil {
+			// No decision from this slot. Other slots may have admitted (and counted): they are
+			// refunded below, so a failed decision consumes from no rule either.
+			failed = fmt.Errorf("%w: redis: %w", ErrStoreUnavailable, err)
+			all = false
+			for _, i := range c.idx {
+				res[i] = Result{}
+			}
+			continue
 		}
 		for j, i := range c.idx {
 			v := vals[1+5*j:]
@@ -176,7 +192,7 @@ func (s *RedisStore) Take(ctx context.Context, _ time.Time, reqs []Request, res 
 	for _, r := range refunds {
 		_ = s.refund.Run(ctx, s.c, r.keys, r.args...).Err() // best effort, documented
 	}
-	return nil
+	return failed
 }
 
 // groups splits reqs into the sets one script may touch: everything for a single node, one set
@@ -192,9 +208,11 @@ func (s *RedisStore) groups(reqs []Request) [][]int {
 	var out [][]int
 	var ids []string
 	for i := range reqs {
-		id := reqs[i].Key
+		// what Cluster and Ring shard by: the hash tag, or the whole key when the tag is empty
+		// (an empty key under EmptyKeyShared, a key starting with '}')
+		id := hashTag(s.Key(reqs[i].Rule, reqs[i].Key, reqs[i].Algorithm))
 		if s.group == 1 {
-			id = strconv.Itoa(int(hashSlot(s.Key(reqs[i].Rule, reqs[i].Key, reqs[i].Algorithm))))
+			id = strconv.Itoa(int(hashSlot(id)))
 		}
 		found := false
 		for g, gid := range ids {
@@ -212,13 +230,19 @@ func (s *RedisStore) groups(reqs []Request) [][]int {
 	return out
 }
 
-// hashSlot is Redis Cluster's key slot: CRC16 (XMODEM) of the hash tag, modulo 16384.
-func hashSlot(key string) uint16 {
+// hashTag returns the part of key that Redis Cluster and go-redis' Ring hash: the text between
+// the first '{' and the next '}' when not empty, else the whole key.
+func hashTag(key string) string {
 	if i := strings.IndexByte(key, '{'); i >= 0 {
 		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
+			return key[i+1 : i+1+j]
 		}
 	}
+	return key
+}
+
+// hashSlot is Redis Cluster's key slot of a hash tag (see hashTag): CRC16 (XMODEM) modulo 16384.
+func hashSlot(key string) uint16 {
 	var crc uint16
 	for k := 0; k < len(key); k++ {
 		crc ^= uint16(key[k]) << 8

@@ -48,12 +48,15 @@ for i = 1, n do
       rem, reset, retry = math.floor(credit / T), lag + cap - credit, lag + need - credit
     end
   elseif alg == 2 then -- fixed window
-    local ws = now - (now % period)
     local s = redis.call('HMGET', key, 'w', 'c')
+    -- the clock went back before the stored window began: count in that window, add the lag
+    local t, lag = now, 0
+    if s[1] and tonumber(s[1]) > now then t = tonumber(s[1]); lag = t - now end
+    local ws = t - (t % period)
     local c = 0
     if s[1] and tonumber(s[1]) == ws then c = tonumber(s[2]) end
     if upto then cost = math.max(1, math.min(cost, count - c)) end
-    reset = ws + period - now
+    reset = lag + ws + period - t
     if c + cost <= count then
       ok, rem = true, count - c - cost
       writes[i] = {'HSET', key, 'w', f(ws), 'c', f(c + cost)}
@@ -61,28 +64,31 @@ for i = 1, n do
       rem, retry = math.max(0, count - c), reset
     end
   elseif alg == 3 then -- sliding window counter
-    local ws = now - (now % period)
     local s = redis.call('HMGET', key, 'w', 'c', 'p')
+    local t, lag = now, 0 -- as for the fixed window
+    if s[1] and tonumber(s[1]) > now then t = tonumber(s[1]); lag = t - now end
+    local ws = t - (t % period)
     local curr, prev = 0, 0
     if s[1] then
       local w = tonumber(s[1])
       if w == ws then curr, prev = tonumber(s[2]), tonumber(s[3])
       elseif w == ws - period then prev = tonumber(s[2]) end
     end
-    local e = now - ws
+    local e = t - ws
     local est = prev * ((period - e) / period) + curr
     if upto then cost = math.max(1, math.min(cost, math.floor(count - est))) end
     local room = count - curr - cost
-    reset = ws + period - now
+    reset = lag + ws + period - t
     if curr > 0 then reset = reset + period end
     if room >= 0 and prev * (period - e) <= room * period then
-      ok, rem, reset = true, math.max(0, math.floor(count - est - cost)), ws + 2 * period - now
+      ok, rem, reset = true, math.max(0, math.floor(count - est - cost)), lag + ws + 2 * period - t
       writes[i] = {'HSET', key, 'w', f(ws), 'c', f(curr + cost), 'p', f(prev)}
     else
       rem = math.max(0, math.floor(count - est))
       if room >= 0 and prev > room then retry = math.max(1, period - math.floor(room * period / prev) - e)
       elseif curr <= count - cost then retry = period - e
       else retry = period - e + period - math.floor((count - cost) * period / curr) end
+      retry = retry + lag
     end
   else -- sliding log
     local cutoff = now - period
@@ -121,7 +127,7 @@ if all then
     local b = (i - 1) * 6
     local alg, period = tonumber(ARGV[b+1]), tonumber(ARGV[b+3])
     if alg == 1 then redis.call('PEXPIRE', KEYS[i], ms(writes[n + i]))
-    elseif alg >= 2 then redis.call('PEXPIRE', KEYS[i], ms(2 * period)) end
+    elseif alg >= 2 then redis.call('PEXPIRE', KEYS[i], ms(math.max(2 * period, writes[n + i]))) end
   end
 else
   out[1] = 0
@@ -150,7 +156,7 @@ for i = 1, #KEYS do
   elseif alg == 2 or alg == 3 then
     local ws = now - (now % period)
     local w = redis.call('HGET', key, 'w')
-    if w and tonumber(w) == ws then
+    if w and (tonumber(w) == ws or tonumber(w) > now) then -- (> now: the clock went back)
       local c = tonumber(redis.call('HGET', key, 'c'))
       redis.call('HSET', key, 'c', f(math.max(0, c - cost)))
     end

@@ -58,5 +58,14 @@ const MaxRules = 16
 // can test for it with errors.Is.
 var ErrStoreUnavailable = errors.New("ratelimit: store unavailable")
 
+// valid is a cheap check that r cannot make a store divide by zero or misindex (the Limiter
+// validates limits fully; Take is public, so stores guard themselves).
+func (r *Request) valid() bool {
+	return r.Limit.Count >= 1 && r.Limit.Period >= MinPeriod && int(r.Algorithm) < len(algorithmNames)
+}
+
+// errInvalidRequest is returned by the in-process stores for a Request that fails valid.
+var errInvalidRequest = errors.New("ratelimit: store request with an invalid limit or algorithm")
+
 // ErrTooManyRules is returned by Take for more than MaxRules requests.
 var ErrTooManyRules = errors.New("ratelimit: too many rules in one decision")
