@@ -108,6 +108,9 @@ func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, er
 			return nil, fmt.Errorf("%w: inactive token (cached)", ErrInvalidCredential)
 		}
 	}
+	if err := checkSingle(tok); err != nil {
+		return nil, err
+	}
 	// Concurrent requests with the same unknown token share one introspection call, detached from
 	// the first caller's cancellation so that its departure does not fail the others.
 	v, err, _ := in.flight.Do(tok, func() (any, error) {
@@ -129,6 +132,9 @@ func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, er
 		if !in.clock().Before(exp) {
 			return nil, ErrExpired
 		}
+	}
+	if v, ok := claims["nbf"].(float64); ok && in.clock().Before(time.Unix(int64(v), 0)) {
+		return nil, ErrNotYetValid
 	}
 	if _, ok := claims["sub"].(string); !ok {
 		if cid, ok := claims["client_id"].(string); ok {

@@ -1,16 +1,3 @@
-// Package authtest is an in-process OpenID Connect issuer for tests and demos: it generates signing
-// keys (RSA, EC, Ed25519), serves OIDC discovery, a JWK Set and an RFC 7662 introspection
-// endpoint, mints JWTs and opaque tokens with chosen claims, and rotates keys. Faults (IdP down,
-// slow IdP) can be switched on to test how a gateway behaves.
-//
-// Serve it with Start (an httptest server bound to the test) or on any listener through its
-// ServeHTTP method:
-//
-//	iss := authtest.Start(t, "ES256")
-//	jwt, _ := auth.NewJWT(auth.WithOIDC(iss.URL()), auth.WithAlgorithms("ES256"), auth.AllowInsecureHTTP())
-//	tok := iss.Token(t, map[string]any{"sub": "alice", "roles": []string{"admin"}})
-//
-// All methods are safe for concurrent use.
 package authtest
 
 import (
@@ -348,7 +335,7 @@ func (iss *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 	c, found := iss.opaque[tok]
 	now := iss.now()
 	iss.mu.Unlock()
-	if exp, ok := c["exp"].(int64); found && ok && now.Unix() >= exp {
+	if exp, ok := unix(c["exp"]); found && ok && now.Unix() >= exp {
 		found = false
 	}
 	if !found {
@@ -361,4 +348,19 @@ func (iss *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// unix reads a NumericDate claim given as any Go number.
+func unix(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	case time.Time:
+		return n.Unix(), true
+	}
+	return 0, false
 }
