@@ -72,7 +72,7 @@ type Login struct {
 
 	flights singleflight.Group
 	recent  boundedMap[*refreshResult] // session ID -> newest refresh outcome
-	decoded boundedMap[*session]       // session ID+generation -> decoded session
+	decoded boundedMap[*session]       // sealed cookie or record -> decoded session
 
 	logins, refreshes metric.Int64Counter
 	loginAttrs        map[string][]metric.AddOption
@@ -191,7 +191,7 @@ func NewLogin(issuer, clientID, redirectURL string, opts ...LoginOption) (*Login
 		now: c.clock, logger: c.logger, onError: c.onError.Or(), claims: newClaimMapper(c),
 		cookies: cookieCodec{name: lc.cookieName, secure: !lc.insecureCookies, maxChunks: lc.maxChunks},
 		recent:  newBoundedMap[*refreshResult](10_000),
-		decoded: newBoundedMap[*session](10_000),
+		decoded: newBoundedMap[*session](decodeCacheSize),
 	}
 	l.statePrefix = "gk_login_"
 	if !lc.insecureCookies {
@@ -200,6 +200,7 @@ func NewLogin(issuer, clientID, redirectURL string, opts ...LoginOption) (*Login
 	if lc.store != nil {
 		l.cookies.maxChunks = 1
 	}
+	l.cookies = l.cookies.withNames()
 	for k, v := range lc.authParams {
 		l.authParams = append(l.authParams, oauth2.SetAuthURLParam(k, v))
 	}

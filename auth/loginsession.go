@@ -41,16 +41,13 @@ func (l *Login) sessionID(r *http.Request) (string, error) {
 // request has no session cookie, ErrSessionInvalid when it cannot be opened, ErrSessionExpired for
 // a store record that is gone, ErrUnavailable when the store fails.
 func (l *Login) load(r *http.Request) (*session, error) {
-	var pt []byte
+	var sealed string
+	var ad []byte
 	if l.store == nil {
-		raw := l.cookies.read(r)
-		if raw == "" {
+		if sealed = l.cookies.read(r); sealed == "" {
 			return nil, ErrNoCredentials
 		}
-		var err error
-		if pt, err = l.sealer.open(raw, adSessionCookie); err != nil {
-			return nil, err
-		}
+		ad = adSessionCookie
 	} else {
 		id, err := l.sessionID(r)
 		if err != nil {
@@ -64,16 +61,16 @@ func (l *Login) load(r *http.Request) (*session, error) {
 		} else if err != nil {
 			return nil, fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
 		}
-		if pt, err = l.sealer.open(string(rec), adSessionRecord(id)); err != nil {
-			return nil, err
-		}
+		sealed, ad = string(rec), adSessionRecord(id)
 	}
-	key, ok := sessionKey(pt)
-	if !ok {
-		return nil, ErrSessionInvalid
-	}
-	if s, ok := l.decoded.get(key); ok {
+	// The decode cache is keyed by the whole sealed value: only a value that opened before (so
+	// authenticated by AES-GCM) can hit, and it always means the same session.
+	if s, ok := l.decoded.get(sealed); ok {
 		return s, nil
+	}
+	pt, err := l.sealer.open(sealed, ad)
+	if err != nil {
+		return nil, err
 	}
 	s, err := unmarshalSession(pt)
 	if err != nil {
@@ -82,9 +79,18 @@ func (l *Login) load(r *http.Request) (*session, error) {
 	if s.identity, err = l.claims.identity(s.Claims, "session"); err != nil {
 		return nil, ErrSessionInvalid
 	}
-	l.decoded.put(key, s)
+	if len(sealed) <= maxCachedSealed {
+		l.decoded.put(sealed, s)
+	}
 	return s, nil
 }
+
+// maxCachedSealed bounds the size of a decode cache key; with decodeCacheSize entries the cache
+// holds at most 16 MiB of keys.
+const (
+	maxCachedSealed = 4 << 10
+	decodeCacheSize = 4096
+)
 
 // save writes s as the session cookie, or as a store record with a cookie holding its ID.
 func (l *Login) save(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session) error {
@@ -258,6 +264,9 @@ func (l *Login) WrapAPI(next http.Handler) http.Handler { return l.wrap(next, tr
 func (l *Login) wrap(next http.Handler, api bool) http.Handler {
 	g := l.gate
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header == nil { // only hand-built requests; servers always set it
+			r.Header = make(http.Header)
+		}
 		g.strip(r.Header)
 		ctx := r.Context()
 		s, err := l.load(r)
@@ -276,7 +285,7 @@ func (l *Login) wrap(next http.Handler, api bool) http.Handler {
 		}
 		vals := make([]string, len(g.headers))
 		for i, uh := range g.headers {
-			if vals[i] = uh.value(s.identity); vals[i] != "" {
+			if vals[i] = uh.value(s.identity); vals[i] != "" && validHeaderValue(vals[i]) {
 				r.Header[uh.name] = vals[i : i+1 : i+1]
 			}
 		}

@@ -139,7 +139,7 @@ type session struct {
 }
 
 // sessionHeaderSize is the fixed prefix of a sealed session plaintext: the session ID (16 bytes)
-// and generation, so a decoded session can be looked up in the decode cache before any JSON work.
+// and generation, checked against the JSON body.
 const sessionHeaderSize = 16 + 8
 
 func newSessionID() string {
@@ -164,14 +164,6 @@ func marshalSession(s *session) ([]byte, error) {
 	return append(out, body...), nil
 }
 
-// sessionKey returns the cache key (ID and generation) of a session plaintext.
-func sessionKey(pt []byte) (string, bool) {
-	if len(pt) < sessionHeaderSize {
-		return "", false
-	}
-	return string(pt[:sessionHeaderSize]), true
-}
-
 // unmarshalSession decodes header | JSON and checks that both agree.
 func unmarshalSession(pt []byte) (*session, error) {
 	if len(pt) < sessionHeaderSize {
@@ -194,10 +186,24 @@ type cookieCodec struct {
 	name      string
 	secure    bool
 	maxChunks int
+	names     []string // chunk names, precomputed by withNames
+}
+
+// withNames precomputes the chunk names (saves an allocation per chunk lookup).
+func (c cookieCodec) withNames() cookieCodec {
+	names := make([]string, c.maxChunks)
+	for i := range names {
+		names[i] = c.chunkName(i)
+	}
+	c.names = names
+	return c
 }
 
 func (c cookieCodec) chunkName(i int) string {
-	if i == 0 {
+	switch {
+	case i < len(c.names):
+		return c.names[i]
+	case i == 0:
 		return c.name
 	}
 	return c.name + "_" + strconv.Itoa(i)

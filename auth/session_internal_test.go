@@ -226,3 +226,36 @@ func FuzzSessionCookie(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSessionDecode measures what a session cookie costs without the decode cache (a new
+// session or another gateway instance): AES-256-GCM open, JSON decode and the identity mapping.
+func BenchmarkSessionDecode(b *testing.B) {
+	s := testSealer(b, "bench")
+	sess := &session{ID: newSessionID(), Claims: map[string]any{
+		"iss": "https://idp.example", "sub": "alice", "aud": []any{"gateway"}, "exp": 2e9, "iat": 1e9,
+		"auth_time": 1e9, "nonce": "n-0S6_WzA2Mj", "amr": []any{"pwd"}, "azp": "gateway",
+		"roles": []any{"admin", "user"}, "scope": "openid offline_access", "email": "alice@example.com",
+	}, AccessToken: strings.Repeat("a", 800), RefreshToken: strings.Repeat("r", 300),
+		Expiry: time.Unix(2e9, 0), Created: time.Unix(1e9, 0), ExpiresAt: time.Unix(2e9, 0)}
+	pt, err := marshalSession(sess)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := s.seal(pt, adSessionCookie)
+	cm := newClaimMapper(defaultConfig())
+	b.Logf("sealed cookie: %d bytes", len(v))
+	b.ReportAllocs()
+	for b.Loop() {
+		pt, err := s.open(v, adSessionCookie)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, err := unmarshalSession(pt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cm.identity(got.Claims, "session"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
