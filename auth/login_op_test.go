@@ -42,6 +42,8 @@ type testOP struct {
 
 	mu     sync.Mutex
 	grants map[string]int
+	// tokenDown makes the token endpoint answer 503 (a provider outage).
+	tokenDown atomic.Bool
 }
 
 func (o *testOP) grantCount(grant string) int {
@@ -92,6 +94,10 @@ func startOP(t testing.TB, redirectURI string, now func() time.Time) *testOP {
 	mux.Handle("/", provider)
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+			if o.tokenDown.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
 			body, _ := io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			form, _ := url.ParseQuery(string(body))

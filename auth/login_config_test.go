@@ -1,0 +1,150 @@
+package auth_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatewaykit/gatewaykit"
+	"github.com/gatewaykit/gatewaykit/auth"
+	"github.com/gatewaykit/gatewaykit/internal/redistest"
+)
+
+func TestNewLoginValidates(t *testing.T) {
+	key := auth.WithSessionKeys(testKey("k"))
+	insecure := auth.LoginVerifierOptions(auth.AllowInsecureHTTP())
+	tests := []struct {
+		name                       string
+		issuer, clientID, redirect string
+		opts                       []auth.LoginOption
+		want                       string
+	}{
+		{"no client", "https://idp", "", "https://gw/cb", []auth.LoginOption{key}, "empty client ID"},
+		{"no keys", "https://idp", "c", "https://gw/cb", nil, "WithSessionKeys is required"},
+		{"short key", "https://idp", "c", "https://gw/cb", []auth.LoginOption{auth.WithSessionKeys(make([]byte, 16))}, "16 bytes"},
+		{"same key twice", "https://idp", "c", "https://gw/cb", []auth.LoginOption{auth.WithSessionKeys(testKey("a"), testKey("a"))}, "twice"},
+		{"http issuer", "http://idp", "c", "https://gw/cb", []auth.LoginOption{key}, "not https"},
+		{"http redirect", "https://idp", "c", "http://gw/cb", []auth.LoginOption{key}, "not https"},
+		{"key source", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.LoginVerifierOptions(auth.WithJWKS("https://idp/jwks"))}, "key source"},
+		{"foreign option", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.LoginVerifierOptions(auth.WithAPIKeyHeader("X-K"))}, "does not apply"},
+		{"host cookie insecure", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.InsecureCookies()}, "__Host-"},
+		{"cookie name", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithSessionCookie("a b")}, "invalid cookie name"},
+		{"login path", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithLoginPath("//evil")}, "invalid path"},
+		{"origin", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithReturnOrigins("https://app/x")}, "not scheme://host"},
+		{"reserved param", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithAuthParams(map[string]string{"nonce": "x"})}, "cannot be set"},
+		{"scope", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithScopes("a b")}, "invalid scope"},
+		{"chunks", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithMaxCookieChunks(0)}, "out of range"},
+		{"lifetime", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithSessionLifetime(time.Second)}, "out of range"},
+		{"refresh before", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithRefreshBefore(-time.Second)}, "out of range"},
+		{"login timeout", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithLoginTimeout(time.Second)}, "out of range"},
+		{"nil store", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithSessionStore(nil, 0)}, "nil store"},
+		{"post logout", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithPostLogoutRedirect("/x")}, "invalid URL"},
+		{"nil option", "http://idp", "c", "http://gw/cb", []auth.LoginOption{key, insecure, nil}, "nil option"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := auth.NewLogin(tt.issuer, tt.clientID, tt.redirect, tt.opts...)
+			if err == nil {
+				_ = l.Close()
+				t.Fatal("accepted")
+			}
+			if !strings.HasPrefix(err.Error(), "auth: ") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoginProviderOutageAtRefresh(t *testing.T) {
+	g := startGateway(t)
+	c := g.browser(t)
+	g.loginBrowser(t, c)
+	g.op.tokenDown.Store(true)
+	// Due but still valid: the old token keeps serving while the provider is down.
+	g.clock.Advance(4*time.Minute + 30*time.Second)
+	if status, _, body := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK {
+		t.Fatalf("due token, provider down: %d %q", status, body)
+	}
+	// Expired: 503, and the session is kept for when the provider is back.
+	g.clock.Advance(time.Minute)
+	status, _, body := get(t, c, g.srv.URL+"/api/x", false)
+	if status != http.StatusServiceUnavailable || strings.Contains(body, "down") {
+		t.Fatalf("expired token, provider down: %d %q", status, body)
+	}
+	g.op.tokenDown.Store(false)
+	if status, _, body := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK {
+		t.Fatalf("provider back: %d %q", status, body)
+	}
+	if got := g.op.grantCount("refresh_token"); got != 1 {
+		t.Fatalf("successful refreshes: %d, want 1", got)
+	}
+}
+
+func TestLoginRedisDownFailsClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	t.Cleanup(func() { _ = rdb.Close() })
+	g := startGateway(t, auth.WithSessionStore(auth.RedisSessionStore(rdb), 200*time.Millisecond))
+	c := g.browser(t)
+	g.loginBrowser(t, c)
+	srv.Kill()
+	status, _, body := get(t, c, g.srv.URL+"/app/x", true)
+	if status != http.StatusServiceUnavailable || strings.Contains(body, "redis") || strings.Contains(body, "dial") {
+		t.Fatalf("store down: %d %q", status, body)
+	}
+	// A new login cannot create its session either: 503, not a session-less success.
+	c2 := g.browser(t)
+	cb := g.startCallback(t, c2, "/app/x")
+	if status, _, _ := get(t, c2, cb.String(), true); status != http.StatusServiceUnavailable {
+		t.Fatalf("callback with store down: %d", status)
+	}
+}
+
+func TestLoginAsAuthenticator(t *testing.T) {
+	g := startGateway(t)
+	c := g.browser(t)
+	g.loginBrowser(t, c)
+	l := g.login.Load()
+	jwtMethod := newJWTForIssuer(t, g.op.issuer)
+	gate, err := auth.NewMiddleware(auth.First(jwtMethod, l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *gatewaykit.Identity
+	h := gate.Wrap(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got, _ = gatewaykit.IdentityFrom(r.Context()) }))
+	r, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "/", nil)
+	for _, ck := range g.cookies(c) {
+		r.AddCookie(ck)
+	}
+	w := &statusRecorder{}
+	h.ServeHTTP(w, r)
+	if w.status != 0 || got == nil || got.Subject != testSubject || got.Method != "session" {
+		t.Fatalf("First(jwt, login): status %d, identity %+v", w.status, got)
+	}
+}
+
+func newJWTForIssuer(t *testing.T, issuer string) *auth.JWT {
+	t.Helper()
+	j, err := auth.NewJWT(auth.WithOIDC(issuer), auth.WithAlgorithms("RS256"), auth.AllowInsecureHTTP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	return j
+}
+
+type statusRecorder struct {
+	status int
+	h      http.Header
+}
+
+func (s *statusRecorder) Header() http.Header {
+	if s.h == nil {
+		s.h = http.Header{}
+	}
+	return s.h
+}
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(code int)        { s.status = code }
