@@ -39,6 +39,11 @@ import (
 //	mux.Handle("/app/", l.Wrap(app))
 //	mux.Handle("/api/", l.WrapAPI(auth.ForwardSessionToken(api)))
 //
+// Metrics (meter "github.com/gatewaykit/gatewaykit/auth"): gatewaykit.auth.logins (counter,
+// {login}, attribute auth.outcome: ok, state, provider_error, exchange, id_token, nonce, session),
+// gatewaykit.auth.session.refreshes (counter, {refresh}, auth.outcome: ok, ended, unavailable), and
+// the package's gatewaykit.auth.decisions with auth.method "session".
+//
 // It is safe for concurrent use; call Close to stop the ID token verifier's JWKS refresh.
 type Login struct {
 	issuer, clientID, clientSecret, redirectURL string
@@ -750,10 +755,17 @@ func redactURL(raw string) string {
 // session cookies and, when the provider advertises an end_session_endpoint, redirects there
 // (RP-initiated logout with client_id and the WithPostLogoutRedirect URL; never the ID token, which
 // would end up in URLs and logs). Otherwise it redirects (303) to return_to when allowed, or "/".
+// In cookie mode a copy of the cookie stays valid on other instances until it expires (this
+// instance refuses it); use WithSessionStore when logout must be effective everywhere.
 // Mount it on POST so that other sites cannot log users out (SameSite=Lax cookies travel with
 // cross-site top-level GETs).
 func (l *Login) ServeLogout(w http.ResponseWriter, r *http.Request) {
-	if l.store != nil {
+	if l.store == nil {
+		// A stateless cookie cannot be revoked everywhere; this instance at least refuses it from now on.
+		if s, err := l.load(r); err == nil {
+			l.recent.put(s.ID, &refreshResult{ended: true, at: l.now()})
+		}
+	} else {
 		if id, err := l.sessionID(r); err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), l.storeTO)
 			if err := l.store.Delete(ctx, id); err != nil {

@@ -66,6 +66,7 @@ func TestLoginFullFlow(t *testing.T) {
 	}
 
 	// Logout clears the session and sends the browser to the provider's end_session endpoint.
+	copied := g.cookies(c)
 	nc := stopAt(c, func(u *url.URL) bool { return true })
 	resp, err = nc.Post(g.srv.URL+"/auth/logout", "", nil)
 	if err != nil {
@@ -85,6 +86,15 @@ func TestLoginFullFlow(t *testing.T) {
 	}
 	if status, _, _ = get(t, c, g.srv.URL+"/api/orders", false); status != http.StatusUnauthorized {
 		t.Fatalf("after logout: %d", status)
+	}
+	// A copy of the logged-out cookie is refused by this instance.
+	replay := g.browser(t)
+	for _, ck := range copied {
+		ck.Secure, ck.Path = true, "/"
+	}
+	g.setCookies(replay, copied)
+	if status, _, _ = get(t, replay, g.srv.URL+"/api/orders", false); status != http.StatusUnauthorized {
+		t.Fatalf("copied cookie after logout: %d", status)
 	}
 }
 
