@@ -732,8 +732,16 @@ func (l *Login) verifyIDToken(ctx context.Context, tok *oauth2.Token, wantNonce,
 	return claims, nil
 }
 
-// redactErr keeps an error loggable without leaking URLs with query strings (codes, tokens).
+// redactErr keeps an error loggable without leaking URLs with query strings (codes, tokens) or
+// token endpoint response bodies.
 func redactErr(err error) string {
+	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return fmt.Sprintf("token endpoint: status %d, error %q", status, re.ErrorCode)
+	}
 	if ue, ok := errors.AsType[*url.Error](err); ok {
 		return ue.Op + " " + redactURL(ue.URL) + ": " + ue.Err.Error()
 	}
