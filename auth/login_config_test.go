@@ -148,3 +148,34 @@ func (s *statusRecorder) Header() http.Header {
 }
 func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (s *statusRecorder) WriteHeader(code int)        { s.status = code }
+
+// Two gateway instances sharing a Redis session store: a refresh done by one is used by the other,
+// which does not refresh again (with rotating refresh tokens a second refresh would be refused and
+// log the user out).
+func TestLoginStoreSharedBetweenInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	t.Cleanup(func() { _ = rdb.Close() })
+	store := auth.RedisSessionStore(rdb)
+	g := startGateway(t, auth.WithSessionStore(store, 0))
+	c := g.browser(t)
+	g.loginBrowser(t, c)
+	b := g.newLogin(t, auth.WithSessionStore(store, 0)) // the second instance
+
+	g.clock.Advance(4*time.Minute + 30*time.Second)
+	if status, _, _ := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK {
+		t.Fatalf("instance A: %d", status)
+	}
+	tokA, _ := g.upstreamAuth.Load().(string)
+	g.login.Store(b)
+	if status, _, _ := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK {
+		t.Fatalf("instance B: %d", status)
+	}
+	tokB, _ := g.upstreamAuth.Load().(string)
+	if got := g.op.grantCount("refresh_token"); got != 1 {
+		t.Fatalf("refreshes across two instances: %d, want 1", got)
+	}
+	if tokA == "" || tokA != tokB {
+		t.Fatal("instance B did not forward the token refreshed by instance A")
+	}
+}

@@ -41,30 +41,36 @@ func (l *Login) sessionID(r *http.Request) (string, error) {
 // request has no session cookie, ErrSessionInvalid when it cannot be opened, ErrSessionExpired for
 // a store record that is gone, ErrUnavailable when the store fails.
 func (l *Login) load(r *http.Request) (*session, error) {
-	var sealed string
-	var ad []byte
-	if l.store == nil {
-		if sealed = l.cookies.read(r); sealed == "" {
-			return nil, ErrNoCredentials
-		}
-		ad = adSessionCookie
-	} else {
+	if l.store != nil {
 		id, err := l.sessionID(r)
 		if err != nil {
 			return nil, err
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), l.storeTO)
-		rec, err := l.store.Get(ctx, id)
-		cancel()
-		if errors.Is(err, ErrSessionNotFound) {
-			return nil, ErrSessionExpired
-		} else if err != nil {
-			return nil, fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
-		}
-		sealed, ad = string(rec), adSessionRecord(id)
+		return l.loadRecord(r.Context(), id)
 	}
-	// The decode cache is keyed by the whole sealed value: only a value that opened before (so
-	// authenticated by AES-GCM) can hit, and it always means the same session.
+	sealed := l.cookies.read(r)
+	if sealed == "" {
+		return nil, ErrNoCredentials
+	}
+	return l.decode(sealed, adSessionCookie)
+}
+
+// loadRecord reads and decodes the store record of session id.
+func (l *Login) loadRecord(ctx context.Context, id string) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.storeTO)
+	rec, err := l.store.Get(ctx, id)
+	cancel()
+	if errors.Is(err, ErrSessionNotFound) {
+		return nil, ErrSessionExpired
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: session store: %w", ErrUnavailable, err)
+	}
+	return l.decode(string(rec), adSessionRecord(id))
+}
+
+// decode opens a sealed session. The decode cache is keyed by the whole sealed value: only a value
+// that opened before (so authenticated by AES-GCM) can hit, and it always means the same session.
+func (l *Login) decode(sealed string, ad []byte) (*session, error) {
 	if s, ok := l.decoded.get(sealed); ok {
 		return s, nil
 	}
@@ -157,13 +163,28 @@ func (l *Login) fresh(ctx context.Context, s *session) (_ *session, changed bool
 	return ns, ns != s, nil
 }
 
+// newer returns the store's version of base when another gateway instance has refreshed it since
+// (store mode only; nil otherwise).
+func (l *Login) newer(ctx context.Context, base *session) *session {
+	if l.store == nil {
+		return nil
+	}
+	if s, err := l.loadRecord(ctx, base.ID); err == nil && s.Gen > base.Gen {
+		return s
+	}
+	return nil
+}
+
 // refresh runs inside the session's flight: it refreshes the newest version of s unless another
-// flight already did.
+// flight (or, with a store, another gateway instance) already did.
 func (l *Login) refresh(ctx context.Context, s *session) (*session, error) {
 	now := l.now()
 	base, err := l.current(s)
 	if err != nil {
 		return nil, err
+	}
+	if n := l.newer(ctx, base); n != nil {
+		base = n
 	}
 	if !l.needsRefresh(base, now) {
 		return base, nil
@@ -178,6 +199,9 @@ func (l *Login) refresh(ctx context.Context, s *session) (*session, error) {
 	tok, err := l.oauthConfig(ep).TokenSource(cctx, &oauth2.Token{RefreshToken: base.RefreshToken, Expiry: now.Add(-time.Hour)}).Token()
 	if err != nil {
 		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.Response != nil && re.Response.StatusCode < 500 {
+			if n := l.newer(ctx, base); n != nil {
+				return n, nil // another instance rotated the refresh token first
+			}
 			l.end(ctx, base.ID)
 			l.refreshes.Add(ctx, 1, l.refreshAttrs["ended"]...)
 			return nil, fmt.Errorf("%w: refresh refused", ErrSessionExpired)
