@@ -41,7 +41,8 @@ import (
 //
 // Metrics (meter "github.com/gatewaykit/gatewaykit/auth"): gatewaykit.auth.logins (counter,
 // {login}, attribute auth.outcome: ok, state, provider_error, exchange, id_token, nonce, session),
-// gatewaykit.auth.session.refreshes (counter, {refresh}, auth.outcome: ok, ended, unavailable), and
+// gatewaykit.auth.session.refreshes (counter, {refresh}, auth.outcome: ok, refused, ended,
+// unavailable), and
 // the package's gatewaykit.auth.decisions with auth.method "session".
 //
 // It is safe for concurrent use; call Close to stop the ID token verifier's JWKS refresh.
@@ -86,11 +87,14 @@ type Login struct {
 	closeOnce sync.Once
 }
 
-// refreshResult is the newest outcome of refreshing a session: the refreshed session, or ended.
+// refreshResult is the newest outcome of refreshing a session: the refreshed session; or refused
+// (s's refresh token was refused while its access token is still valid: s is served until that
+// expires, without asking the provider again); or ended.
 type refreshResult struct {
-	s     *session
-	ended bool
-	at    time.Time
+	s       *session
+	refused bool
+	ended   bool
+	at      time.Time
 }
 
 // oidcEndpoints is the part of an OpenID Provider's discovery document the login uses.
@@ -261,7 +265,7 @@ func (l *Login) initMetrics(mp metric.MeterProvider) error {
 		return out
 	}
 	l.loginAttrs = attrs("ok", "state", "provider_error", "exchange", "id_token", "nonce", "session")
-	l.refreshAttrs = attrs("ok", "ended", "unavailable")
+	l.refreshAttrs = attrs("ok", "refused", "ended", "unavailable")
 	return nil
 }
 

@@ -179,3 +179,36 @@ func TestLoginStoreSharedBetweenInstances(t *testing.T) {
 		t.Fatal("instance B did not forward the token refreshed by instance A")
 	}
 }
+
+// Two gateway instances with cookie sessions: a request that reaches instance B with the cookie
+// from before instance A refreshed (and rotated the refresh token) must not log the user out.
+func TestLoginCookieSessionTwoInstancesRace(t *testing.T) {
+	g := startGateway(t)
+	c := g.browser(t)
+	g.loginBrowser(t, c)
+	old := g.cookies(c)
+	b := g.newLogin(t) // the second instance, same keys
+
+	g.clock.Advance(4*time.Minute + 30*time.Second)
+	if status, _, _ := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK { // A refreshes
+		t.Fatalf("instance A: %d", status)
+	}
+	g.login.Store(b)
+	late := g.browser(t) // the old cookie, as in a request that was in flight
+	for _, ck := range old {
+		ck.Secure, ck.Path = true, "/"
+	}
+	g.setCookies(late, old)
+	if status, _, body := get(t, late, g.srv.URL+"/api/x", false); status != http.StatusOK {
+		t.Fatalf("instance B with the pre-refresh cookie: %d %q", status, body)
+	}
+	if len(g.cookies(late)) == 0 {
+		t.Fatal("instance B cleared the session cookie")
+	}
+	if status, _, _ := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK {
+		t.Fatalf("instance B with the refreshed cookie: %d", status)
+	}
+	if got := g.op.grantCount("refresh_token"); got != 2 {
+		t.Fatalf("refresh calls: %d, want 2 (A's, and B's refused one)", got)
+	}
+}

@@ -329,7 +329,19 @@ func TestLoginRevokedRefreshToken(t *testing.T) {
 	if err := g.op.storage.TerminateSession(context.Background(), testSubject, testClientID); err != nil {
 		t.Fatal(err)
 	}
+	// While the access token is still valid the session serves it (the refusal may also come from a
+	// concurrent refresh by another gateway instance), without asking the provider again ...
 	g.clock.Advance(4*time.Minute + 30*time.Second)
+	for range 3 {
+		if status, _, body := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK {
+			t.Fatalf("revoked refresh token, access token still valid: %d %q", status, body)
+		}
+	}
+	if got := g.op.grantCount("refresh_token"); got != 1 {
+		t.Fatalf("refresh calls: %d, want 1", got)
+	}
+	// ... and ends when the access token expires.
+	g.clock.Advance(time.Minute)
 	status, _, body := get(t, c, g.srv.URL+"/api/x", false)
 	if status != http.StatusUnauthorized || !strings.Contains(body, "session expired") {
 		t.Fatalf("revoked refresh token: %d %q", status, body)

@@ -121,16 +121,20 @@ func (l *Login) save(ctx context.Context, w http.ResponseWriter, r *http.Request
 
 // current returns the newest known version of s: a refresh done by a concurrent or earlier request
 // (whose cookie this request does not carry yet) replaces it, an ended session is an error.
-func (l *Login) current(s *session) (*session, error) {
+// refused reports that the refresh of the returned version was refused: serve it until its access
+// token expires, do not refresh it again.
+func (l *Login) current(s *session) (_ *session, refused bool, err error) {
 	if rr, ok := l.recent.get(s.ID); ok {
-		if rr.ended {
-			return nil, ErrSessionExpired
-		}
-		if rr.s.Gen > s.Gen {
-			return rr.s, nil
+		switch {
+		case rr.ended:
+			return nil, false, ErrSessionExpired
+		case rr.s.Gen > s.Gen:
+			return rr.s, rr.refused, nil
+		case rr.s.Gen == s.Gen:
+			return s, rr.refused, nil
 		}
 	}
-	return s, nil
+	return s, false, nil
 }
 
 // needsRefresh reports whether s's access token is due for refresh.
@@ -145,11 +149,15 @@ func (l *Login) fresh(ctx context.Context, s *session) (_ *session, changed bool
 	if !now.Before(s.ExpiresAt) {
 		return nil, false, ErrSessionExpired
 	}
-	cur, err := l.current(s)
+	cur, refused, err := l.current(s)
 	if err != nil {
 		return nil, false, err
 	}
-	if !l.needsRefresh(cur, now) {
+	if refused && !now.Before(cur.Expiry) {
+		l.end(ctx, cur.ID)
+		return nil, false, fmt.Errorf("%w: refresh refused", ErrSessionExpired)
+	}
+	if refused || !l.needsRefresh(cur, now) {
 		return cur, cur != s, nil
 	}
 	v, err, _ := l.flights.Do(s.ID, func() (any, error) { return l.refresh(ctx, s) })
@@ -179,14 +187,14 @@ func (l *Login) newer(ctx context.Context, base *session) *session {
 // flight (or, with a store, another gateway instance) already did.
 func (l *Login) refresh(ctx context.Context, s *session) (*session, error) {
 	now := l.now()
-	base, err := l.current(s)
+	base, refused, err := l.current(s)
 	if err != nil {
 		return nil, err
 	}
 	if n := l.newer(ctx, base); n != nil {
-		base = n
+		base, refused = n, false
 	}
-	if !l.needsRefresh(base, now) {
+	if refused || !l.needsRefresh(base, now) {
 		return base, nil
 	}
 	ep, err := l.endpoints(ctx)
@@ -201,6 +209,14 @@ func (l *Login) refresh(ctx context.Context, s *session) (*session, error) {
 		if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.Response != nil && re.Response.StatusCode < 500 {
 			if n := l.newer(ctx, base); n != nil {
 				return n, nil // another instance rotated the refresh token first
+			}
+			if now.Before(base.Expiry) {
+				// Revoked, or rotated by another gateway instance that served the same cookie
+				// concurrently (that instance's response carries the newer cookie). Either way the
+				// access token is still valid: serve it until it expires, then end the session.
+				l.recent.put(base.ID, &refreshResult{s: base, refused: true, at: now})
+				l.refreshes.Add(ctx, 1, l.refreshAttrs["refused"]...)
+				return base, nil
 			}
 			l.end(ctx, base.ID)
 			l.refreshes.Add(ctx, 1, l.refreshAttrs["ended"]...)
@@ -274,6 +290,8 @@ func (l *Login) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 // Wrap returns next behind the session: requests with a valid session reach next with the
 // session's Identity in their context and its access token available to ForwardSessionToken and
 // SessionTokenTransport (refreshed first when due; the new session cookie is set on the response).
+// A refused refresh (revoked refresh token) ends the session when the access token expires, at most
+// the refresh margin later; until then the token is served and the provider is not asked again.
 // Without a valid session, a browser navigation (GET or HEAD accepting text/html) is redirected to
 // the login path with return_to set to the requested path; any other request gets 401
 // problem+json. A failing session store or token endpoint (with an expired token) gets 503.

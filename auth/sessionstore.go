@@ -18,6 +18,7 @@ var ErrSessionNotFound = errors.New("auth: session not found")
 // clear. Implementations must be safe for concurrent use and return an error wrapping
 // ErrSessionNotFound for an unknown ID; any other error fails the request closed (503).
 type SessionStore interface {
+	// Get returns the record stored under id, or an error wrapping ErrSessionNotFound.
 	Get(ctx context.Context, id string) ([]byte, error)
 	// Set stores data under id for ttl (> 0), replacing an existing record.
 	Set(ctx context.Context, id string, data []byte, ttl time.Duration) error
