@@ -113,3 +113,56 @@ func TestVerifyIDToken(t *testing.T) {
 		})
 	}
 }
+
+func TestServeLoginRequest(t *testing.T) {
+	l, idp := loginAgainst(t)
+	l2, err := NewLogin(idp.URL(), "gateway", "https://gw.example/cb", WithSessionKeys(make([]byte, 32)),
+		WithAuthParams(map[string]string{"prompt": "login"}), WithScopes("profile"),
+		LoginVerifierOptions(AllowInsecureHTTP()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l2.Close() })
+	for _, lg := range []*Login{l, l2} {
+		w := httptest.NewRecorder()
+		lg.ServeLogin(w, httptest.NewRequest(http.MethodGet, "/auth/login?return_to=//evil", nil))
+		resp := w.Result()
+		loc, err := resp.Location()
+		if err != nil || resp.StatusCode != http.StatusFound {
+			t.Fatalf("status %d, %v", resp.StatusCode, err)
+		}
+		q := loc.Query()
+		if q.Get("response_type") != "code" || q.Get("client_id") != "gateway" || q.Get("redirect_uri") != "https://gw.example/cb" ||
+			q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 || len(q.Get("state")) != 43 || len(q.Get("nonce")) != 43 {
+			t.Fatalf("authorization request: %v", q)
+		}
+		if resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatal("login redirect is cacheable")
+		}
+		cs := resp.Cookies()
+		if len(cs) != 1 {
+			t.Fatalf("%d cookies", len(cs))
+		}
+		c := cs[0]
+		if c.Name != "__Host-gk_login_"+q.Get("state")[:16] || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode ||
+			c.Path != "/" || c.Domain != "" || c.MaxAge != 600 {
+			t.Fatalf("login-state cookie: %+v", c)
+		}
+		// The state cookie keeps the verifier and nonce sealed: neither is readable in it.
+		pt, err := lg.sealer.open(c.Value, adLoginState)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st loginState
+		if err := json.Unmarshal(pt, &st); err != nil || st.Return != "/" || st.Nonce != q.Get("nonce") ||
+			oauth2.S256ChallengeFromVerifier(st.Verifier) != q.Get("code_challenge") {
+			t.Fatalf("login state %+v %v", st, err)
+		}
+		if lg == l2 && (q.Get("prompt") != "login" || q.Get("scope") != "openid profile") {
+			t.Fatalf("auth params / scopes: %v", q)
+		}
+		if lg == l && q.Get("scope") != "openid offline_access" {
+			t.Fatalf("default scopes: %q", q.Get("scope"))
+		}
+	}
+}

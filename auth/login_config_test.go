@@ -212,3 +212,71 @@ func TestLoginCookieSessionTwoInstancesRace(t *testing.T) {
 		t.Fatalf("refresh calls: %d, want 2 (A's, and B's refused one)", got)
 	}
 }
+
+func TestLoginTimeout(t *testing.T) {
+	g := startGateway(t)
+	c := g.browser(t)
+	cb := g.startCallback(t, c, "/app/x")
+	g.clock.Advance(10*time.Minute + time.Second)
+	status, _, body := get(t, c, cb.String(), true)
+	if status != http.StatusUnauthorized || !strings.Contains(body, "login expired") {
+		t.Fatalf("late callback: %d %q", status, body)
+	}
+}
+
+func TestSessionTokenTransportAndForwarding(t *testing.T) {
+	g := startGateway(t)
+	c := g.browser(t)
+	g.loginBrowser(t, c)
+	var seen []string
+	upstream := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { seen = append(seen, r.Header.Get("Authorization")) })
+	rt := auth.SessionTokenTransport(roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		upstream.ServeHTTP(nil, r)
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+	}))
+	call := func(ctx context.Context) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://orders.internal/", nil)
+		req.Header.Set("Authorization", "Bearer client")
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if req.Header.Get("Authorization") != "Bearer client" {
+			t.Fatal("the transport modified the caller's request")
+		}
+	}
+	// Behind Wrap, an outgoing call made with the incoming request's context carries the session's token.
+	h := g.login.Load().Wrap(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		call(r.Context())
+		tok, ok := auth.SessionToken(r.Context())
+		if !ok || seen[0] != "Bearer "+tok {
+			t.Errorf("upstream saw %q, session token %q", seen, tok)
+		}
+	}))
+	r, _ := http.NewRequest(http.MethodGet, "/app/x", nil)
+	for _, ck := range g.cookies(c) {
+		r.AddCookie(ck)
+	}
+	w := &statusRecorder{}
+	h.ServeHTTP(w, r)
+	if w.status != 0 || len(seen) != 1 {
+		t.Fatalf("status %d, calls %d", w.status, len(seen))
+	}
+	// Without a session the client's header does not leak upstream.
+	call(context.Background())
+	if seen[1] != "" {
+		t.Fatalf("without a session upstream saw %q", seen[1])
+	}
+	fw := auth.ForwardSessionToken(upstream)
+	r, _ = http.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer client")
+	fw.ServeHTTP(nil, r)
+	if seen[2] != "" {
+		t.Fatalf("ForwardSessionToken without a session forwarded %q", seen[2])
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
