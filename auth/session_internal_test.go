@@ -197,7 +197,8 @@ func FuzzReturnURL(f *testing.F) {
 // session; values sealed by the right key survive any decoding round.
 func FuzzSessionCookie(f *testing.F) {
 	s := testSealer(f, "fuzz")
-	sess := &session{ID: newSessionID(), Claims: map[string]any{"sub": "a"}, ExpiresAt: time.Unix(2e9, 0)}
+	// Deterministic (fuzz workers run this setup in their own processes).
+	sess := &session{ID: "AAAAAAAAAAAAAAAAAAAAAA", Claims: map[string]any{"sub": "a"}, ExpiresAt: time.Unix(2e9, 0)}
 	pt, err := marshalSession(sess)
 	if err != nil {
 		f.Fatal(err)
