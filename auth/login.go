@@ -183,6 +183,10 @@ func NewLogin(issuer, clientID, redirectURL string, opts ...LoginOption) (*Login
 		return nil, errors.New("auth: NewLogin: WithSessionKeys is required")
 	case c.oidcIssuer != "" || c.jwksURL != "" || len(c.staticKeys) > 0 || len(c.jwksJSON) > 0 || c.hmacSecret != nil:
 		return nil, errors.New("auth: NewLogin: the ID token keys come from the issuer's discovery; do not pass a key source")
+	case c.issuer != "" || len(c.audiences) > 0:
+		return nil, errors.New("auth: NewLogin: the ID token's issuer and audience are the issuer and client ID; do not pass WithIssuer or WithAudience")
+	case c.optional:
+		return nil, errors.New("auth: NewLogin: Optional does not apply (use the Login inside First with NewMiddleware(..., Optional()))")
 	case lc.insecureCookies && strings.HasPrefix(lc.cookieName, "__Host-"):
 		return nil, errors.New("auth: NewLogin: a __Host- cookie must be Secure; rename it with WithSessionCookie")
 	}
@@ -227,7 +231,8 @@ func NewLogin(issuer, clientID, redirectURL string, opts ...LoginOption) (*Login
 	}
 	l.hc, l.closeHC = newHTTPClient(c)
 	vopts := slices.Clone(lc.verifierOpts)
-	vopts = append(vopts, WithOIDC(issuer), WithAudience(clientID), WithHTTPClient(l.hc))
+	// Each ID token is verified once: no verification cache (and no cache goroutine).
+	vopts = append(vopts, WithOIDC(issuer), WithAudience(clientID), WithHTTPClient(l.hc), WithoutCache())
 	if len(c.algorithms) == 0 {
 		vopts = append(vopts, WithAlgorithms("RS256"))
 	}
@@ -473,8 +478,8 @@ func WithPostLogoutRedirect(u string) LoginOption {
 // shared settings: WithAlgorithms, WithLeeway, WithClock, WithLogger, WithMeterProvider,
 // WithErrorHandler, WithHTTPClient, WithFetchTimeout, AllowInsecureHTTP, WithUpstreamHeaders and the
 // claim options (WithRolesClaim, WithScopeClaims, WithTierClaim) that shape the session's Identity.
-// Key sources are refused (keys come from discovery); options that do not apply to NewJWT are
-// refused as by NewJWT.
+// Key sources, WithIssuer, WithAudience and Optional are refused (the issuer, client ID and
+// discovery decide them); options that do not apply to NewJWT are refused as by NewJWT.
 func LoginVerifierOptions(opts ...Option) LoginOption {
 	return loginOpt("LoginVerifierOptions", func(c *loginConfig) error {
 		c.verifierOpts = append(c.verifierOpts, opts...)

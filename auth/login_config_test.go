@@ -28,6 +28,8 @@ func TestNewLoginValidates(t *testing.T) {
 		{"http issuer", "http://idp", "c", "https://gw/cb", []auth.LoginOption{key}, "not https"},
 		{"http redirect", "https://idp", "c", "http://gw/cb", []auth.LoginOption{key}, "not https"},
 		{"key source", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.LoginVerifierOptions(auth.WithJWKS("https://idp/jwks"))}, "key source"},
+		{"audience", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.LoginVerifierOptions(auth.WithAudience("other"))}, "WithAudience"},
+		{"optional", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.LoginVerifierOptions(auth.Optional())}, "Optional"},
 		{"foreign option", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.LoginVerifierOptions(auth.WithAPIKeyHeader("X-K"))}, "does not apply"},
 		{"host cookie insecure", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.InsecureCookies()}, "__Host-"},
 		{"cookie name", "https://idp", "c", "https://gw/cb", []auth.LoginOption{key, auth.WithSessionCookie("a b")}, "invalid cookie name"},
