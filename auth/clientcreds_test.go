@@ -103,3 +103,37 @@ func TestNewClientCredentialsValidates(t *testing.T) {
 		}
 	}
 }
+
+// The token is reused until shortly (10 s, x/oauth2's margin) before it expires, then fetched anew.
+func TestClientCredentialsRefetchesAfterExpiry(t *testing.T) {
+	var fetches atomic.Int32
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := fetches.Add(1)
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+			http.Error(w, "bad grant", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		// 12 s lifetime: usable for about 2 s given the 10 s early-expiry margin.
+		_, _ = io.WriteString(w, `{"access_token":"t`+string(rune('0'+n))+`","token_type":"Bearer","expires_in":12}`)
+	}))
+	t.Cleanup(tokens.Close)
+	cc, err := auth.NewClientCredentials(tokens.URL, "gw", "secret", auth.AllowInsecureTokenURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	first, err := cc.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := cc.Token()
+	if err != nil || again.AccessToken != first.AccessToken || fetches.Load() != 1 {
+		t.Fatalf("second call within the lifetime: %v, %d fetches", err, fetches.Load())
+	}
+	time.Sleep(2500 * time.Millisecond) // real time: x/oauth2 has no injectable clock
+	later, err := cc.Token()
+	if err != nil || later.AccessToken == first.AccessToken || fetches.Load() != 2 {
+		t.Fatalf("after expiry: %v, token %q, %d fetches", err, later.AccessToken, fetches.Load())
+	}
+}
