@@ -689,6 +689,13 @@ func (l *Login) ServeCallback(w http.ResponseWriter, r *http.Request) {
 		ID: newSessionID(), Claims: claims, AccessToken: tok.AccessToken, TokenType: tok.TokenType,
 		RefreshToken: tok.RefreshToken, Expiry: tok.Expiry, Created: now, ExpiresAt: now.Add(l.lifetime),
 	}
+	if l.store != nil { // a new login replaces the browser's previous session, if any
+		if prev, err := l.sessionID(r); err == nil {
+			sctx, cancel := context.WithTimeout(r.Context(), l.storeTO)
+			_ = l.store.Delete(sctx, prev)
+			cancel()
+		}
+	}
 	if err := l.save(r.Context(), w, r, s); err != nil {
 		l.logger.Error("auth: login: cannot save the session", "error", err)
 		status := http.StatusInternalServerError

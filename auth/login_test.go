@@ -452,6 +452,19 @@ func TestLoginServerSideStores(t *testing.T) {
 			if status, _, _ := get(t, copyC, g.srv.URL+"/api/x", false); status != http.StatusOK {
 				t.Fatalf("cookie copy before logout: %d", status)
 			}
+			// A new login in the same browser replaces the session: the old record is deleted.
+			if status, final, _ := get(t, c, g.srv.URL+"/auth/login?return_to=/app/home", true); status != http.StatusOK || final.Path != "/app/home" {
+				t.Fatalf("second login: %d at %s", status, final)
+			}
+			if status, _, _ := get(t, copyC, g.srv.URL+"/api/x", false); status != http.StatusUnauthorized {
+				t.Fatalf("cookie of the replaced session: %d", status)
+			}
+			copyC = g.browser(t)
+			cs = g.cookies(c)
+			for _, ck := range cs {
+				ck.Secure, ck.Path = true, "/"
+			}
+			g.setCookies(copyC, cs)
 			nc := stopAt(c, func(*url.URL) bool { return true })
 			resp, err := nc.Post(g.srv.URL+"/auth/logout", "", nil)
 			if err != nil {
