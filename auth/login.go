@@ -286,8 +286,8 @@ func (l *Login) Close() error {
 // ---- options ----
 
 // WithClientSecret makes the client confidential: the secret authenticates the code exchange and
-// refreshes (HTTP Basic, or form parameters when the provider refuses Basic). Default: a public
-// client relying on PKCE alone.
+// refreshes (HTTP Basic, or form parameters when the provider's discovery document lists only
+// client_secret_post). Default: a public client relying on PKCE alone (client_id in the form).
 func WithClientSecret(secret string) LoginOption {
 	return loginOpt("WithClientSecret", func(c *loginConfig) error {
 		if secret == "" {
@@ -541,9 +541,13 @@ func (l *Login) endpoints(ctx context.Context) (*oidcEndpoints, error) {
 }
 
 func (l *Login) oauthConfig(ep *oidcEndpoints) *oauth2.Config {
+	style := ep.authStyle
+	if l.clientSecret == "" {
+		style = oauth2.AuthStyleInParams // a public client: client_id in the form, no Basic header
+	}
 	return &oauth2.Config{
 		ClientID: l.clientID, ClientSecret: l.clientSecret, RedirectURL: l.redirectURL, Scopes: l.scopes,
-		Endpoint: oauth2.Endpoint{AuthURL: ep.AuthorizationEndpoint, TokenURL: ep.TokenEndpoint, AuthStyle: ep.authStyle},
+		Endpoint: oauth2.Endpoint{AuthURL: ep.AuthorizationEndpoint, TokenURL: ep.TokenEndpoint, AuthStyle: style},
 	}
 }
 
@@ -610,7 +614,7 @@ func (l *Login) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, l.oauthConfig(ep).AuthCodeURL(st.State, opts...), http.StatusFound)
 }
 
-// callbackError is a failed callback: what the client sees, and the metric outcome.
+// callbackFail answers a failed callback with p and counts the outcome.
 func (l *Login) callbackFail(w http.ResponseWriter, r *http.Request, outcome string, p *gatewaykit.Problem) {
 	l.logins.Add(r.Context(), 1, l.loginAttrs[outcome]...)
 	w.Header().Set("Cache-Control", "no-store")

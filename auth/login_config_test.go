@@ -282,3 +282,20 @@ func TestSessionTokenTransportAndForwarding(t *testing.T) {
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestLoginPublicClient(t *testing.T) {
+	g := startGateway(t)
+	l, err := auth.NewLogin(g.op.issuer, testPublicClientID, g.callbackURL(),
+		auth.WithSessionKeys(testKey("k1")), auth.LoginVerifierOptions(auth.AllowInsecureHTTP(), auth.WithClock(g.clock.Now)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	g.login.Store(l)
+	c := g.browser(t)
+	g.loginBrowser(t, c)
+	g.clock.Advance(4*time.Minute + 30*time.Second)
+	if status, _, _ := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK || g.op.grantCount("refresh_token") != 1 {
+		t.Fatalf("public client refresh: %d, %d refreshes", status, g.op.grantCount("refresh_token"))
+	}
+}

@@ -30,8 +30,10 @@ import (
 const (
 	testClientID     = "gateway-web"
 	testClientSecret = "gateway-secret"
-	testUser         = "test-user2" // subject "id2" in the example storage
-	testSubject      = "id2"
+	// testPublicClientID is a public (native) client: no secret, PKCE only.
+	testPublicClientID = "gateway-public"
+	testUser           = "test-user2" // subject "id2" in the example storage
+	testSubject        = "id2"
 )
 
 // testOP is the OpenID Provider. It counts token requests by grant type.
@@ -63,8 +65,11 @@ func startOP(t testing.TB, redirectURI string, now func() time.Time) *testOP {
 	t.Cleanup(o.srv.Close)
 	o.issuer = o.srv.URL
 
-	client := storage.WebClient(testClientID, testClientSecret, redirectURI)
-	o.storage = storage.NewStorageWithClients(storage.NewUserStore(o.issuer), map[string]*storage.Client{testClientID: client})
+	clients := map[string]*storage.Client{
+		testClientID:       storage.WebClient(testClientID, testClientSecret, redirectURI),
+		testPublicClientID: storage.NativeClient(testPublicClientID, redirectURI), // PKCE, no secret
+	}
+	o.storage = storage.NewStorageWithClients(storage.NewUserStore(o.issuer), clients)
 	cfg := &op.Config{
 		CryptoKey:                sha256.Sum256([]byte(rand.Text())),
 		DefaultLogoutRedirectURI: "/logged-out",
