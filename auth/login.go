@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -77,6 +78,8 @@ type Login struct {
 	discLast time.Time
 
 	flights singleflight.Group
+	backoff boundedMap[time.Time]      // session ID -> last transient refresh failure
+	lastLog atomic.Int64               // unix nanos of the last rate-limited log line
 	recent  boundedMap[*refreshResult] // session ID -> newest refresh outcome
 	decoded boundedMap[*session]       // sealed cookie or record -> decoded session
 
@@ -204,6 +207,7 @@ func NewLogin(issuer, clientID, redirectURL string, opts ...LoginOption) (*Login
 		now: c.clock, logger: c.logger, onError: c.onError.Or(), claims: newClaimMapper(c),
 		cookies: cookieCodec{name: lc.cookieName, secure: !lc.insecureCookies, maxChunks: lc.maxChunks},
 		recent:  newBoundedMap[*refreshResult](10_000),
+		backoff: newBoundedMap[time.Time](10_000),
 		decoded: newBoundedMap[*session](decodeCacheSize),
 	}
 	l.statePrefix = "gk_login_"
@@ -596,7 +600,7 @@ var adLoginState = []byte("gatewaykit login state")
 func (l *Login) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	ep, err := l.endpoints(r.Context())
 	if err != nil {
-		l.logger.Warn("auth: login: OIDC discovery failed", "error", err)
+		l.logLimited(slog.LevelWarn, "auth: login: OIDC discovery failed", "error", err)
 		l.onError(w, r, gatewaykit.NewProblem(http.StatusServiceUnavailable, "identity provider unavailable").WithRetryAfter(5*time.Second))
 		return
 	}
@@ -675,7 +679,7 @@ func (l *Login) ServeCallback(w http.ResponseWriter, r *http.Request) {
 			l.callbackFail(w, r, "exchange", gatewaykit.NewProblem(http.StatusUnauthorized, "authorization code refused"))
 			return
 		}
-		l.logger.Warn("auth: login: token endpoint failed", "error", redactErr(err))
+		l.logLimited(slog.LevelWarn, "auth: login: token endpoint failed", "error", redactErr(err))
 		l.callbackFail(w, r, "exchange", gatewaykit.NewProblem(http.StatusBadGateway, "identity provider failed"))
 		return
 	}
@@ -701,7 +705,7 @@ func (l *Login) ServeCallback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := l.save(r.Context(), w, r, s); err != nil {
-		l.logger.Error("auth: login: cannot save the session", "error", err)
+		l.logLimited(slog.LevelError, "auth: login: cannot save the session", "error", err)
 		status := http.StatusInternalServerError
 		if errors.Is(err, ErrUnavailable) {
 			status = http.StatusServiceUnavailable
@@ -752,6 +756,20 @@ func (l *Login) verifyIDToken(ctx context.Context, tok *oauth2.Token, wantNonce,
 	return claims, nil
 }
 
+// logInterval is the minimum time between per-request operational log lines (a failing IdP or store
+// would otherwise log once per request); failures are always counted in metrics.
+const logInterval = 10 * time.Second
+
+// logLimited logs at most one line per logInterval.
+func (l *Login) logLimited(level slog.Level, msg string, args ...any) {
+	now := time.Now().UnixNano() // wall clock on purpose: the rate limit is about log volume
+	last := l.lastLog.Load()
+	if now-last < int64(logInterval) || !l.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	l.logger.Log(context.Background(), level, msg, args...)
+}
+
 // redactErr keeps an error loggable without leaking URLs with query strings (codes, tokens) or
 // token endpoint response bodies.
 func redactErr(err error) string {
@@ -797,7 +815,7 @@ func (l *Login) ServeLogout(w http.ResponseWriter, r *http.Request) {
 		if id, err := l.sessionID(r); err == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), l.storeTO)
 			if err := l.store.Delete(ctx, id); err != nil {
-				l.logger.Warn("auth: logout: session store delete failed", "error", err)
+				l.logLimited(slog.LevelWarn, "auth: logout: session store delete failed", "error", err)
 			}
 			cancel()
 			l.recent.put(id, &refreshResult{ended: true, at: l.now()})

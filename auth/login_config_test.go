@@ -76,6 +76,16 @@ func TestLoginProviderOutageAtRefresh(t *testing.T) {
 		t.Fatalf("expired token, provider down: %d %q", status, body)
 	}
 	g.op.tokenDown.Store(false)
+	// Within the 5 s back-off the provider is not asked again ...
+	g.clock.Advance(time.Second)
+	if status, _, _ := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusServiceUnavailable {
+		t.Fatalf("within the back-off: %d", status)
+	}
+	if got := g.op.grantCount("refresh_token"); got != 0 {
+		t.Fatalf("refresh calls within the back-off: %d", got)
+	}
+	// ... after it, the refresh succeeds.
+	g.clock.Advance(5 * time.Second)
 	if status, _, body := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK {
 		t.Fatalf("provider back: %d %q", status, body)
 	}

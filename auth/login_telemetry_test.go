@@ -41,6 +41,7 @@ func TestLoginMetricsAndNoTokensInLogs(t *testing.T) {
 		t.Fatalf("due token, provider down: %d", status)
 	}
 	g.op.tokenDown.Store(false)
+	g.clock.Advance(6 * time.Second) // past the refresh back-off
 	if status, _, _ := get(t, c, g.srv.URL+"/api/x", false); status != http.StatusOK {
 		t.Fatalf("refresh: %d", status)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -137,6 +138,9 @@ func (l *Login) current(s *session) (_ *session, refused bool, err error) {
 	return s, false, nil
 }
 
+// refreshBackoff is how long a session waits after a failed (transient) refresh before trying again.
+const refreshBackoff = 5 * time.Second
+
 // needsRefresh reports whether s's access token is due for refresh.
 func (l *Login) needsRefresh(s *session, now time.Time) bool {
 	return s.RefreshToken != "" && !s.Expiry.IsZero() && !now.Before(s.Expiry.Add(-l.refreshBefore))
@@ -159,6 +163,13 @@ func (l *Login) fresh(ctx context.Context, s *session) (_ *session, changed bool
 	}
 	if refused || !l.needsRefresh(cur, now) {
 		return cur, cur != s, nil
+	}
+	if at, ok := l.backoff.get(s.ID); ok && now.Sub(at) < refreshBackoff && now.After(at) {
+		// The provider failed moments ago: do not hammer it once per request.
+		if now.Before(cur.Expiry) {
+			return cur, cur != s, nil
+		}
+		return nil, false, fmt.Errorf("%w: token endpoint failed recently", ErrUnavailable)
 	}
 	v, err, _ := l.flights.Do(s.ID, func() (any, error) { return l.refresh(ctx, s) })
 	if err != nil {
@@ -222,8 +233,9 @@ func (l *Login) refresh(ctx context.Context, s *session) (*session, error) {
 			l.refreshes.Add(ctx, 1, l.refreshAttrs["ended"]...)
 			return nil, fmt.Errorf("%w: refresh refused", ErrSessionExpired)
 		}
-		l.logger.Warn("auth: session refresh failed", "error", redactErr(err))
+		l.logLimited(slog.LevelWarn, "auth: session refresh failed", "error", redactErr(err))
 		l.refreshes.Add(ctx, 1, l.refreshAttrs["unavailable"]...)
+		l.backoff.put(base.ID, now)
 		return nil, fmt.Errorf("%w: token endpoint: %w", ErrUnavailable, err)
 	}
 	ns := *base
@@ -322,7 +334,7 @@ func (l *Login) wrap(next http.Handler, api bool) http.Handler {
 		}
 		if changed && l.store == nil {
 			if err := l.save(ctx, w, r, s); err != nil {
-				l.logger.Warn("auth: cannot rewrite the refreshed session cookie", "error", err)
+				l.logLimited(slog.LevelWarn, "auth: cannot rewrite the refreshed session cookie", "error", err)
 			}
 		}
 		vals := make([]string, len(g.headers))
