@@ -216,14 +216,20 @@ func (c *Cache) hit(w http.ResponseWriter, r *http.Request, e *Entry, now time.T
 	}
 	vals := make([]string, 0, n) // one allocation for every value; each field gets a capped slice
 	for _, f := range fields {
+		if old, ok := h["Vary"]; ok && f.name == "Vary" {
+			// An outer middleware's Vary (set before the cache ran) stays, as on a miss.
+			h["Vary"] = append(old[:len(old):len(old)], f.vals...)
+			continue
+		}
 		start := len(vals)
 		vals = append(vals, f.vals...)
 		h[f.name] = vals[start:len(vals):len(vals)]
 	}
 	age := max(int64(now.Sub(e.Born)/time.Second), 0)
+	i := len(vals)
 	vals = append(vals, strconv.FormatInt(age, 10), xcache[outcome])
-	h["Age"] = vals[n-2 : n-1 : n-1]
-	h["X-Cache"] = vals[n-1 : n : n]
+	h["Age"] = vals[i : i+1 : i+1]
+	h["X-Cache"] = vals[i+1 : i+2 : i+2]
 	if e.Status == http.StatusOK && conditional(r) {
 		if _, ok := h["Content-Type"]; !ok {
 			h["Content-Type"] = nil // ServeContent must not sniff a type the upstream did not send
@@ -311,6 +317,7 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 			outer = append(outer, k)
 		}
 	}
+	outerVary := slices.Clone(w.Header()["Vary"])
 	rec := &recorder{w: w, c: c, max: c.cfg.maxEntry}
 	func() {
 		defer func() {
@@ -328,6 +335,15 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		return res
 	}
 	for _, k := range outer { // fields set by outer middleware (request ID, rate-limit state) are not the response's
+		if vary := rec.header[k]; k == "Vary" && !slices.Equal(vary, outerVary) {
+			// The response set its own Vary, after the outer one (CORS's "Vary: Origin") or in
+			// its place: keep its values, they decide the key. hit puts them after the outer
+			// ones again.
+			if len(vary) > len(outerVary) && slices.Equal(vary[:len(outerVary)], outerVary) {
+				rec.header[k] = vary[len(outerVary):]
+			}
+			continue
+		}
 		delete(rec.header, k)
 	}
 	now := c.cfg.now()

@@ -864,3 +864,50 @@ func TestCloseWaitsForRevalidation(t *testing.T) {
 		t.Fatalf("after Close: %q", r.xcache())
 	}
 }
+
+// An outer middleware (CORS, a BFF with header variants) that adds "Vary: Origin" before the
+// cache runs must not make the cache forget the upstream's own Vary: the response is still keyed
+// on Accept-Language, and both Vary values reach the client on a hit.
+func TestOuterVaryKeepsUpstreamVary(t *testing.T) {
+	o := newOrigin("Cache-Control", "max-age=60")
+	o.header = nil
+	o.body = func(r *http.Request, n int64) string { return r.Header.Get("Accept-Language") }
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Add("Vary", "Accept-Language")
+		o.ServeHTTP(w, r)
+	})
+	inner := newCache(t).Wrap(upstream)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Origin")
+		inner.ServeHTTP(w, r)
+	})
+	en1 := get(h, "/v", header("Accept-Language", "en"))
+	de1 := get(h, "/v", header("Accept-Language", "de"))
+	en2 := get(h, "/v", header("Accept-Language", "en"))
+	if en1.body != "en" || de1.body != "de" || en2.body != "en" {
+		t.Fatalf("bodies en=%q de=%q en=%q: the upstream's Vary was lost", en1.body, de1.body, en2.body)
+	}
+	if en2.xcache() != "HIT" || o.calls.Load() != 2 {
+		t.Fatalf("X-Cache %q, calls %d", en2.xcache(), o.calls.Load())
+	}
+	if got := en2.h.Values("Vary"); len(got) != 2 || got[0] != "Origin" || got[1] != "Accept-Language" {
+		t.Fatalf("Vary on a hit = %q, want [Origin Accept-Language]", got)
+	}
+}
+
+// An upstream that replaces the outer Vary (Set instead of Add) still has its Vary honoured.
+func TestOuterVaryReplacedByUpstream(t *testing.T) {
+	o := newOrigin("Cache-Control", "max-age=60", "Vary", "Accept-Language") // replaces the field
+	o.body = func(r *http.Request, n int64) string { return r.Header.Get("Accept-Language") }
+	inner := newCache(t).Wrap(o)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Origin")
+		inner.ServeHTTP(w, r)
+	})
+	en := get(h, "/v", header("Accept-Language", "en"))
+	de := get(h, "/v", header("Accept-Language", "de"))
+	if en.body != "en" || de.body != "de" || o.calls.Load() != 2 {
+		t.Fatalf("en=%q de=%q calls %d: the upstream's Vary was lost", en.body, de.body, o.calls.Load())
+	}
+}
