@@ -570,3 +570,21 @@ func TestDefaultPartTimeout(t *testing.T) {
 		t.Fatalf("got %s, want %s", w.Body.String(), want)
 	}
 }
+
+// An in-process part gets a request as net/http would give it: a non-nil Body, so the usual
+// handler idioms (defer r.Body.Close(), decoding an optional body) work.
+func TestInProcessRequestHasBody(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer r.Body.Close()
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1024))
+		if err != nil || len(b) != 0 {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		jsonHandler(`{"ok":true}`)(w, r)
+	})
+	a := newAgg(t, []aggregate.Part{{Name: "p", Handler: h, Required: true}})
+	if w, m := get(t, a, "/", nil); w.Code != 200 || string(m["p"]) != `{"ok":true}` {
+		t.Fatalf("got %d %s", w.Code, w.Body.String())
+	}
+}
