@@ -253,10 +253,12 @@ type result struct {
 	vary     [][]string // the fetching request's values of entry.Vary, to match waiters
 	panicked bool
 	panicVal any
+	rec      *recorder // the fetch's recorder, for the leader only (release)
 }
 
 // miss fetches from next. Concurrent GET misses for one key share a single upstream request:
-// the first one fetches (and streams to its client), the others wait and replay its response if
+// the first one fetches (holding a storable response from its client until the flight ends, so
+// the others do not wait on that client), the others wait and replay its response if
 // it may be stored and matches their Vary values, or else fetch for themselves.
 func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, key, flightKey string, perUser bool) {
 	if r.Method == http.MethodHead {
@@ -274,13 +276,14 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		leader = true
 		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
-		return c.fetch(w, r, next, key, perUser), nil
+		return c.fetch(w, r, next, key, perUser, true), nil
 	})
 	res := v.(*result)
 	if leader {
 		if res.panicked {
 			panic(res.panicVal)
 		}
+		res.rec.release() // the waiters have the response; now the leader's client gets it
 		return
 	}
 	if res.entry != nil && sameVary(res.entry.Vary, res.vary, r.Header) {
@@ -293,7 +296,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, key string, perUser bool) {
 	c.tel.count(r.Context(), outMiss)
 	w.Header().Set("X-Cache", xcache[outMiss])
-	if res := c.fetch(w, r, next, key, perUser); res.panicked {
+	if res := c.fetch(w, r, next, key, perUser, false); res.panicked {
 		panic(res.panicVal)
 	}
 }
@@ -309,7 +312,10 @@ func sameVary(names []string, vals [][]string, h http.Header) bool {
 
 // fetch serves r from next through a recorder and stores the response if it may be stored. It
 // recovers a panic of next into the result, for the caller to re-raise on its own goroutine.
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, key string, perUser bool) (res *result) {
+//
+// With hold, the response is kept from w until the caller calls res.rec.release (see recorder), so
+// that requests waiting on this fetch do not wait for w's client.
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, key string, perUser, hold bool) (res *result) {
 	res = &result{}
 	outer := make([]string, 0, len(w.Header()))
 	for k := range w.Header() {
@@ -318,7 +324,8 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		}
 	}
 	outerVary := slices.Clone(w.Header()["Vary"])
-	rec := &recorder{w: w, c: c, max: c.cfg.maxEntry}
+	rec := &recorder{w: w, c: c, max: c.cfg.maxEntry, hold: hold}
+	res.rec = rec
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -390,7 +397,7 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, key, flightKey st
 		defer cancel()
 		defer c.reval.Delete(flightKey)
 		v, _, _ := c.group.Do(flightKey, func() (any, error) {
-			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, key, perUser), nil
+			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, key, perUser, false), nil
 		})
 		if res := v.(*result); res.panicked {
 			c.cfg.logger.LogAttrs(ctx, slog.LevelError, "cache: background revalidation panicked",

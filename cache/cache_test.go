@@ -911,3 +911,85 @@ func TestOuterVaryReplacedByUpstream(t *testing.T) {
 		t.Fatalf("en=%q de=%q calls %d: the upstream's Vary was lost", en.body, de.body, o.calls.Load())
 	}
 }
+
+// stuckWriter is a client that stops reading: Write blocks until release is closed.
+type stuckWriter struct {
+	*httptest.ResponseRecorder
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stuckWriter) Write(p []byte) (int, error) {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+	return s.ResponseRecorder.Write(p)
+}
+
+// A leader whose client reads slowly (or not at all) must not hold the requests that wait on its
+// flight: they get the upstream's response as soon as the upstream is done.
+func TestSlowLeaderClientDoesNotStallWaiters(t *testing.T) {
+	o := newOrigin("Cache-Control", "max-age=60")
+	h := newCache(t).Wrap(o)
+	leader := &stuckWriter{ResponseRecorder: httptest.NewRecorder(), entered: make(chan struct{}), release: make(chan struct{})}
+	leaderDone := make(chan struct{})
+	go func() {
+		defer close(leaderDone)
+		h.ServeHTTP(leader, httptest.NewRequest("GET", "/hot", nil))
+	}()
+	<-leader.entered // the leader's client is now stuck
+	waiter := make(chan resp, 1)
+	go func() { waiter <- get(h, "/hot") }()
+	select {
+	case r := <-waiter:
+		if r.body != "call=1 path=/hot" || o.calls.Load() != 1 {
+			t.Errorf("waiter got %+v after %d upstream calls", r, o.calls.Load())
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a waiter was held by the leader's stuck client")
+		defer func() { <-waiter }() // it ends once the leader's client is released
+	}
+	close(leader.release)
+	<-leaderDone
+	if leader.Body.String() != "call=1 path=/hot" || leader.Header().Get("X-Cache") != "MISS" || leader.Code != 200 {
+		t.Fatalf("leader got %d %q %v", leader.Code, leader.Body.String(), leader.Header())
+	}
+}
+
+// A leader's response is held for its waiters only while it can be stored: a handler that
+// flushes streams to its client at once, and so does a body over MaxEntryBytes.
+func TestLeaderStreamsWhatIsNotHeld(t *testing.T) {
+	tests := []struct {
+		name  string
+		write func(w http.ResponseWriter)
+	}{
+		{"flush", func(w http.ResponseWriter) {
+			_, _ = io.WriteString(w, "first")
+			_ = http.NewResponseController(w).Flush()
+		}},
+		{"over MaxEntryBytes", func(w http.ResponseWriter) { _, _ = io.WriteString(w, "first"+strings.Repeat("x", 2048)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wrote, finish := make(chan struct{}), make(chan struct{})
+			h := newCache(t, cache.MaxEntryBytes(1024)).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				tt.write(w)
+				close(wrote)
+				<-finish
+			}))
+			w := httptest.NewRecorder()
+			done := make(chan struct{})
+			go func() { defer close(done); h.ServeHTTP(w, httptest.NewRequest("GET", "/s", nil)) }()
+			<-wrote
+			// The handler is still running; its first bytes must already be with the client.
+			// (ResponseRecorder is not synchronised: read it only after the handler wrote.)
+			got := strings.HasPrefix(w.Body.String(), "first") && w.Code == 200
+			close(finish)
+			<-done
+			if !got {
+				t.Fatalf("nothing reached the client while the handler ran")
+			}
+		})
+	}
+}
