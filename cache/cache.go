@@ -28,7 +28,8 @@ type Cache struct {
 	local   bool // the store answers in-process: no timeout contexts
 	tel     *telemetry
 	group   singleflight.Group
-	reval   sync.Map // flight keys with a background revalidation running
+	reval   sync.Map      // flight keys with a background revalidation running
+	revals  chan struct{} // one slot per running background revalidation (maxRevalidations)
 	keyBufs sync.Pool
 
 	mu     sync.Mutex
@@ -75,7 +76,7 @@ func New(opts ...Option) (*Cache, error) {
 		cfg.store = MemoryStore(DefaultMemoryBytes)
 	}
 	_, local := cfg.store.(localStore)
-	c := &Cache{cfg: cfg, local: local, tel: tel}
+	c := &Cache{cfg: cfg, local: local, tel: tel, revals: make(chan struct{}, maxRevalidations)}
 	c.keyBufs.New = newKeyBuf
 	return c, nil
 }
@@ -373,14 +374,26 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 	return res
 }
 
+// maxRevalidations bounds the background revalidations running at once per Cache. Beyond it a
+// stale entry is served without starting one (a later request will), so a burst of requests for
+// many stale entries cannot start a goroutine and an upstream request for each.
+const maxRevalidations = 64
+
 // revalidate refreshes an entry in the background, once per flight key at a time.
 func (c *Cache) revalidate(r *http.Request, next http.Handler, key, flightKey string, perUser bool) {
 	if _, running := c.reval.LoadOrStore(flightKey, struct{}{}); running {
 		return
 	}
+	select {
+	case c.revals <- struct{}{}:
+	default:
+		c.reval.Delete(flightKey)
+		return
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		<-c.revals
 		c.reval.Delete(flightKey)
 		return
 	}
@@ -394,6 +407,7 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, key, flightKey st
 	}
 	go func() {
 		defer c.wg.Done()
+		defer func() { <-c.revals }()
 		defer cancel()
 		defer c.reval.Delete(flightKey)
 		v, _, _ := c.group.Do(flightKey, func() (any, error) {

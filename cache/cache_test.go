@@ -993,3 +993,47 @@ func TestLeaderStreamsWhatIsNotHeld(t *testing.T) {
 		})
 	}
 }
+
+// Background revalidations are bounded: a burst of requests for many distinct stale entries
+// (each answered at once from the cache) must not start one goroutine and one upstream request
+// per entry.
+func TestRevalidationsAreBounded(t *testing.T) {
+	clk := newClock()
+	var phase atomic.Int64 // 0: filling; 1: revalidating (blocks until release)
+	var running, peak atomic.Int64
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	c := newCache(t, cache.StaleWhileRevalidate(time.Minute), cache.WithClock(clk.Now))
+	t.Cleanup(unblock) // runs before newCache's Close, also when the test fails early
+	h := c.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10")
+		if phase.Load() == 1 {
+			n := running.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			<-release
+			running.Add(-1)
+		}
+		_, _ = io.WriteString(w, "v")
+	}))
+	const n = cache.MaxRevalidations * 3
+	for i := range n {
+		get(h, "/k?i="+strconv.Itoa(i))
+	}
+	clk.Advance(20 * time.Second)
+	phase.Store(1)
+	for i := range n {
+		if r := get(h, "/k?i="+strconv.Itoa(i)); r.xcache() != "STALE" {
+			t.Fatalf("request %d: %q", i, r.xcache())
+		}
+	}
+	waitFor(t, func() bool { return running.Load() >= cache.MaxRevalidations })
+	unblock()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p := peak.Load(); p > cache.MaxRevalidations {
+		t.Fatalf("%d concurrent revalidations, want at most %d", p, cache.MaxRevalidations)
+	}
+}
