@@ -411,6 +411,11 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, key, flightKey st
 		defer cancel()
 		defer c.reval.Delete(flightKey)
 		v, _, _ := c.group.Do(flightKey, func() (any, error) {
+			// The request that started this may have read the entry just before another
+			// revalidation replaced it: then there is nothing to refresh.
+			if e, err := c.get(ctx, flightKey); err == nil && e != nil && !e.isMarker() && c.cfg.now().Before(e.FreshUntil) {
+				return &result{}, nil
+			}
 			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, key, perUser, false), nil
 		})
 		if res := v.(*result); res.panicked {

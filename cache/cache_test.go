@@ -1037,3 +1037,55 @@ func TestRevalidationsAreBounded(t *testing.T) {
 		t.Fatalf("%d concurrent revalidations, want at most %d", p, cache.MaxRevalidations)
 	}
 }
+
+// replayStore returns a saved entry for the next Get, once: a request that read an entry just
+// before a revalidation replaced it.
+type replayStore struct {
+	*cache.Memory
+	mu    sync.Mutex
+	stale *cache.Entry
+}
+
+func (s *replayStore) Get(ctx context.Context, key string) (*cache.Entry, error) {
+	s.mu.Lock()
+	e := s.stale
+	s.stale = nil
+	s.mu.Unlock()
+	if e != nil {
+		return e, nil
+	}
+	return s.Memory.Get(ctx, key)
+}
+
+// A request that saw the stale entry just before a revalidation refreshed it must not start a
+// second upstream request for the same key: the background fetch finds the fresh entry and stops.
+func TestNoRevalidationOfAFreshEntry(t *testing.T) {
+	clk := newClock()
+	o := newOrigin("Cache-Control", "max-age=10")
+	store := &replayStore{Memory: cache.MemoryStore(1 << 20)}
+	c := newCache(t, cache.WithStore(store), cache.StaleWhileRevalidate(30*time.Second), cache.WithClock(clk.Now))
+	h := c.Wrap(o)
+	get(h, "/s")
+	key, _ := c.PrimaryKey(httptest.NewRequest("GET", "/s", nil), nil)
+	old, err := store.Memory.Get(context.Background(), key)
+	if err != nil || old == nil {
+		t.Fatalf("entry %v, %v", old, err)
+	}
+	clk.Advance(15 * time.Second)
+	if r := get(h, "/s"); r.xcache() != "STALE" {
+		t.Fatalf("X-Cache %q", r.xcache())
+	}
+	waitFor(t, func() bool { return get(h, "/s").xcache() == "HIT" }) // refreshed: call 2
+	store.mu.Lock()
+	store.stale = old // the next request read the entry before the refresh landed
+	store.mu.Unlock()
+	if r := get(h, "/s"); r.xcache() != "STALE" {
+		t.Fatalf("X-Cache %q", r.xcache())
+	}
+	if err := c.Close(); err != nil { // waits for the background revalidation
+		t.Fatal(err)
+	}
+	if n := o.calls.Load(); n != 2 {
+		t.Fatalf("upstream calls = %d, want 2: a fresh entry was revalidated", n)
+	}
+}
