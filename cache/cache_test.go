@@ -1089,3 +1089,28 @@ func TestNoRevalidationOfAFreshEntry(t *testing.T) {
 		t.Fatalf("upstream calls = %d, want 2: a fresh entry was revalidated", n)
 	}
 }
+
+// A JWT "sub" is unique only per issuer: with two identity providers, the same subject from
+// another issuer is another person and must not get the first one's entries.
+func TestPerUserIsolationAcrossIssuers(t *testing.T) {
+	o := newOrigin("Cache-Control", "private, max-age=60")
+	o.body = func(r *http.Request, n int64) string {
+		id, _ := gatewaykit.IdentityFrom(r.Context())
+		return id.Claims["iss"].(string)
+	}
+	h := newCache(t, cache.PerIdentity()).Wrap(o)
+	from := func(iss string) func(*http.Request) {
+		return func(r *http.Request) {
+			id := &gatewaykit.Identity{Subject: "123", Method: "jwt", Claims: map[string]any{"sub": "123", "iss": iss}}
+			*r = *r.WithContext(gatewaykit.WithIdentity(r.Context(), id))
+		}
+	}
+	get(h, "/me", from("https://idp-a.example"))
+	r := get(h, "/me", from("https://idp-b.example"))
+	if r.xcache() != "MISS" || !strings.HasPrefix(r.body, "https://idp-b.example") {
+		t.Fatalf("subject 123 of idp-b got %+v", r)
+	}
+	if r := get(h, "/me", from("https://idp-a.example")); r.xcache() != "HIT" || !strings.HasPrefix(r.body, "https://idp-a.example") {
+		t.Fatalf("subject 123 of idp-a got %+v", r)
+	}
+}

@@ -10,7 +10,8 @@
 // An entry's key is the SHA-256 of the method (HEAD is looked up as GET), Host, escaped path, the
 // query parameters (all of them by default, decoded and sorted; see Query and IgnoreQuery), the
 // request headers chosen with KeyHeaders and, with PerIdentity, the caller's identity
-// (gatewaykit.IdentityFrom: method and subject). A query that does not decode bypasses the cache.
+// (gatewaykit.IdentityFrom: method, "iss" claim and subject). A query that does not decode bypasses
+// the cache.
 //
 // Per-user responses never leak across users: without PerIdentity, a request that has an identity
 // or carries credentials (Authorization, Proxy-Authorization, Cookie) bypasses the cache unless
