@@ -1114,3 +1114,41 @@ func TestPerUserIsolationAcrossIssuers(t *testing.T) {
 		t.Fatalf("subject 123 of idp-a got %+v", r)
 	}
 }
+
+// Trailers set after the body (declared in Trailer, or with the http.TrailerPrefix) reach the
+// client of a coalescing leader.
+func TestLeaderTrailers(t *testing.T) {
+	tests := []struct {
+		name  string
+		serve func(w http.ResponseWriter)
+	}{
+		{"declared", func(w http.ResponseWriter) {
+			w.Header().Set("Trailer", "X-Sum")
+			_, _ = io.WriteString(w, "body")
+			w.Header().Set("X-Sum", "abc")
+		}},
+		{"prefix", func(w http.ResponseWriter) {
+			_, _ = io.WriteString(w, "body")
+			w.Header().Set(http.TrailerPrefix+"X-Sum", "abc")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newCache(t).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				tt.serve(w)
+			}))
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			res, err := srv.Client().Get(srv.URL + "/t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			_ = res.Body.Close()
+			if string(body) != "body" || res.Trailer.Get("X-Sum") != "abc" {
+				t.Fatalf("body %q trailer %v", body, res.Trailer)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package cache
 import (
 	"maps"
 	"net/http"
+	"strings"
 )
 
 // recorder passes a response through to the client while keeping a copy of the status, the header
@@ -42,7 +43,7 @@ func (rec *recorder) WriteHeader(code int) {
 	} else {
 		rec.skip = true
 	}
-	if rec.hold && !rec.skip {
+	if _, trailers := rec.w.Header()["Trailer"]; rec.hold && !rec.skip && !trailers { // declared trailers: never stored
 		rec.sent = rec.w.Header().Clone()
 		return
 	}
@@ -104,7 +105,11 @@ func (rec *recorder) release() {
 		return
 	}
 	h := rec.w.Header()
-	clear(h)
+	for k := range h { // what the handler changed after WriteHeader is not part of the header...
+		if _, ok := rec.sent[k]; !ok && !strings.HasPrefix(k, http.TrailerPrefix) { // ...but trailers are
+			delete(h, k)
+		}
+	}
 	maps.Copy(h, rec.sent)
 	rec.w.WriteHeader(rec.status)
 	if len(rec.buf) > 0 {
