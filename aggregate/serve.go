@@ -319,6 +319,7 @@ func (a *Aggregator) checkBody(status int, h http.Header, body []byte) ([]byte, 
 // timeout holds even if the handler blocks; a handler still running then is abandoned.
 func (a *Aggregator) serveInProcess(ctx context.Context, r *http.Request, p *part, req *http.Request) ([]byte, *partError) {
 	req.RequestURI = req.URL.RequestURI()
+	req.Body = http.NoBody // a server request's Body is never nil; handlers close it
 	req.RemoteAddr = r.RemoteAddr
 	req.Host = r.Host
 	req.Proto, req.ProtoMajor, req.ProtoMinor = r.Proto, r.ProtoMajor, r.ProtoMinor

@@ -52,11 +52,12 @@ func headerOption(side string, kind opKind, name, arg string) Option {
 	}
 }
 
-// SetRequestHeader sets a request header (replacing any client value) before next is called.
+// SetRequestHeader sets a request header (replacing any client value, including spellings a
+// CGI-style server reads as the same name, such as X_Tenant for X-Tenant) before next is called.
 // Header operations run in the order given.
 func SetRequestHeader(name, value string) Option { return headerOption("request", opSet, name, value) }
 
-// RemoveRequestHeader removes a request header before next is called.
+// RemoveRequestHeader removes a request header, and its '_'/case spellings, before next is called.
 func RemoveRequestHeader(name string) Option { return headerOption("request", opRemove, name, "") }
 
 // RenameRequestHeader moves the values of request header from to header to (replacing to).
@@ -128,7 +129,8 @@ type enrichment struct {
 }
 
 // EnrichHeader sets request header name from v, replacing whatever the client sent (the client's
-// value is removed even when v has no value).
+// value is removed even when v has no value, and so are fields that a CGI-style server reads as
+// the same name: X_User_ID or X_USER_ID for X-User-ID).
 func EnrichHeader(name string, v Value) Option {
 	return func(c *config) error {
 		n, err := canonical(name)
@@ -189,6 +191,11 @@ func (b *BFF) transformRequest(w http.ResponseWriter, r *http.Request) bool {
 		r.Header = http.Header{}
 	}
 	applyHeaderOps(r.Header, b.reqOps)
+	for _, op := range b.reqOps {
+		if op.kind != opRename {
+			removeAliases(r.Header, op.name)
+		}
+	}
 	var now time.Time
 	if len(b.enrichHdr) > 0 || len(b.enrichBody) > 0 {
 		now = b.now()
@@ -199,6 +206,7 @@ func (b *BFF) transformRequest(w http.ResponseWriter, r *http.Request) bool {
 		} else {
 			delete(r.Header, e.name)
 		}
+		removeAliases(r.Header, e.name)
 	}
 	if len(b.enrichBody) == 0 || r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return true
@@ -262,4 +270,37 @@ func (b *BFF) enrichJSONBody(r *http.Request, now time.Time) *gatewaykit.Problem
 	delete(r.Header, "Transfer-Encoding")
 	r.TransferEncoding = nil
 	return nil
+}
+
+// removeAliases deletes the fields of h that are not name but that a CGI-style server (WSGI, Rack,
+// PHP: HTTP_X_USER_ID) would read as name: the same letters in any case, with '_' for '-'. Without
+// it a client's X_User_ID could sit next to the gateway's X-User-ID and win upstream.
+func removeAliases(h http.Header, name string) {
+	for k := range h {
+		if k != name && sameCGIName(k, name) {
+			delete(h, k)
+		}
+	}
+}
+
+func sameCGIName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if cgiByte(a[i]) != cgiByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func cgiByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
 }

@@ -164,3 +164,30 @@ func TestHeaderTransformations(t *testing.T) {
 		t.Fatalf("response headers %v", w.Header())
 	}
 }
+
+// Servers behind CGI-style adapters (WSGI, Rack, PHP) read X_User_ID and X-User-ID as the same
+// variable, so a client-sent underscore or odd-case spelling of an enriched or set header must not
+// reach the upstream next to the gateway's value.
+func TestEnrichmentRemovesUnderscoreAliases(t *testing.T) {
+	var seen seenRequest
+	b := newBFF(t, bff.Enrich(), bff.SetRequestHeader("X-Tenant", "acme"), bff.RemoveRequestHeader("X-Internal-Auth"))
+	h := b.Wrap(recordUpstream(&seen))
+	r := httptest.NewRequest("GET", "/api/orders", nil)
+	r.Header["X_user_id"] = []string{"victim"}
+	r.Header["X_USER_ID"] = []string{"victim2"}
+	r.Header["X_tenant"] = []string{"evil"}
+	r.Header["X_internal_auth"] = []string{"root"}
+	r.Header.Set("X-Other_Header", "kept")
+	r = r.WithContext(gatewaykit.WithIdentity(r.Context(), &gatewaykit.Identity{Subject: "alice"}))
+	if w := serve(t, h, r); w.Code != http.StatusCreated {
+		t.Fatalf("status %d", w.Code)
+	}
+	for _, k := range []string{"X_user_id", "X_USER_ID", "X_tenant", "X_internal_auth"} {
+		if vs, ok := seen.header[k]; ok {
+			t.Errorf("alias %s: %q reached the upstream", k, vs)
+		}
+	}
+	if seen.header.Get("X-User-Id") != "alice" || seen.header.Get("X-Tenant") != "acme" || seen.header.Get("X-Other_header") != "kept" {
+		t.Fatalf("upstream header %v", seen.header)
+	}
+}

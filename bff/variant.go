@@ -93,7 +93,9 @@ func Header(name, value string) VariantOption {
 	}
 }
 
-// When selects the variant when f reports true. f must be safe for concurrent use.
+// When selects the variant when f reports true. f must be safe for concurrent use. Unlike Header,
+// When adds no Vary field (the BFF cannot know what f reads): behind a shared cache, key the cache
+// on whatever f reads, or set Vary yourself.
 func When(f func(*http.Request) bool) VariantOption {
 	return func(vc *variantConfig) error {
 		if f == nil {
@@ -142,7 +144,9 @@ func Rename(path, newName string) VariantOption {
 
 // VisibleTo makes the field paths visible only to callers whose gatewaykit.Identity holds the
 // role; for them the fields are shown even if Allow would drop them. Anonymous callers never see
-// them. Deny wins over VisibleTo.
+// them. Deny wins over VisibleTo. Like all shaping it applies to 2xx responses declared as JSON
+// (application/json, application/*+json): an upstream that sends such fields under another
+// Content-Type, or in an error body, passes them through.
 func VisibleTo(role string, paths ...string) VariantOption {
 	return func(vc *variantConfig) error {
 		vc.spec.Restrict = append(vc.spec.Restrict, jsonpath.Restriction{Roles: []string{role}, Paths: paths})

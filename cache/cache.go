@@ -28,7 +28,8 @@ type Cache struct {
 	local   bool // the store answers in-process: no timeout contexts
 	tel     *telemetry
 	group   singleflight.Group
-	reval   sync.Map // flight keys with a background revalidation running
+	reval   sync.Map      // flight keys with a background revalidation running
+	revals  chan struct{} // one slot per running background revalidation (maxRevalidations)
 	keyBufs sync.Pool
 
 	mu     sync.Mutex
@@ -75,7 +76,7 @@ func New(opts ...Option) (*Cache, error) {
 		cfg.store = MemoryStore(DefaultMemoryBytes)
 	}
 	_, local := cfg.store.(localStore)
-	c := &Cache{cfg: cfg, local: local, tel: tel}
+	c := &Cache{cfg: cfg, local: local, tel: tel, revals: make(chan struct{}, maxRevalidations)}
 	c.keyBufs.New = newKeyBuf
 	return c, nil
 }
@@ -216,14 +217,20 @@ func (c *Cache) hit(w http.ResponseWriter, r *http.Request, e *Entry, now time.T
 	}
 	vals := make([]string, 0, n) // one allocation for every value; each field gets a capped slice
 	for _, f := range fields {
+		if old, ok := h["Vary"]; ok && f.name == "Vary" {
+			// An outer middleware's Vary (set before the cache ran) stays, as on a miss.
+			h["Vary"] = append(old[:len(old):len(old)], f.vals...)
+			continue
+		}
 		start := len(vals)
 		vals = append(vals, f.vals...)
 		h[f.name] = vals[start:len(vals):len(vals)]
 	}
 	age := max(int64(now.Sub(e.Born)/time.Second), 0)
+	i := len(vals)
 	vals = append(vals, strconv.FormatInt(age, 10), xcache[outcome])
-	h["Age"] = vals[n-2 : n-1 : n-1]
-	h["X-Cache"] = vals[n-1 : n : n]
+	h["Age"] = vals[i : i+1 : i+1]
+	h["X-Cache"] = vals[i+1 : i+2 : i+2]
 	if e.Status == http.StatusOK && conditional(r) {
 		if _, ok := h["Content-Type"]; !ok {
 			h["Content-Type"] = nil // ServeContent must not sniff a type the upstream did not send
@@ -247,10 +254,12 @@ type result struct {
 	vary     [][]string // the fetching request's values of entry.Vary, to match waiters
 	panicked bool
 	panicVal any
+	rec      *recorder // the fetch's recorder, for the leader only (release)
 }
 
 // miss fetches from next. Concurrent GET misses for one key share a single upstream request:
-// the first one fetches (and streams to its client), the others wait and replay its response if
+// the first one fetches (holding a storable response from its client until the flight ends, so
+// the others do not wait on that client), the others wait and replay its response if
 // it may be stored and matches their Vary values, or else fetch for themselves.
 func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, key, flightKey string, perUser bool) {
 	if r.Method == http.MethodHead {
@@ -268,13 +277,14 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		leader = true
 		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
-		return c.fetch(w, r, next, key, perUser), nil
+		return c.fetch(w, r, next, key, perUser, true), nil
 	})
 	res := v.(*result)
 	if leader {
 		if res.panicked {
 			panic(res.panicVal)
 		}
+		res.rec.release() // the waiters have the response; now the leader's client gets it
 		return
 	}
 	if res.entry != nil && sameVary(res.entry.Vary, res.vary, r.Header) {
@@ -287,7 +297,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, key string, perUser bool) {
 	c.tel.count(r.Context(), outMiss)
 	w.Header().Set("X-Cache", xcache[outMiss])
-	if res := c.fetch(w, r, next, key, perUser); res.panicked {
+	if res := c.fetch(w, r, next, key, perUser, false); res.panicked {
 		panic(res.panicVal)
 	}
 }
@@ -303,7 +313,10 @@ func sameVary(names []string, vals [][]string, h http.Header) bool {
 
 // fetch serves r from next through a recorder and stores the response if it may be stored. It
 // recovers a panic of next into the result, for the caller to re-raise on its own goroutine.
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, key string, perUser bool) (res *result) {
+//
+// With hold, the response is kept from w until the caller calls res.rec.release (see recorder), so
+// that requests waiting on this fetch do not wait for w's client.
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, key string, perUser, hold bool) (res *result) {
 	res = &result{}
 	outer := make([]string, 0, len(w.Header()))
 	for k := range w.Header() {
@@ -311,7 +324,9 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 			outer = append(outer, k)
 		}
 	}
-	rec := &recorder{w: w, c: c, max: c.cfg.maxEntry}
+	outerVary := slices.Clone(w.Header()["Vary"])
+	rec := &recorder{w: w, c: c, max: c.cfg.maxEntry, hold: hold}
+	res.rec = rec
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -328,6 +343,15 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		return res
 	}
 	for _, k := range outer { // fields set by outer middleware (request ID, rate-limit state) are not the response's
+		if vary := rec.header[k]; k == "Vary" && !slices.Equal(vary, outerVary) {
+			// The response set its own Vary, after the outer one (CORS's "Vary: Origin") or in
+			// its place: keep its values, they decide the key. hit puts them after the outer
+			// ones again.
+			if len(vary) > len(outerVary) && slices.Equal(vary[:len(outerVary)], outerVary) {
+				rec.header[k] = vary[len(outerVary):]
+			}
+			continue
+		}
 		delete(rec.header, k)
 	}
 	now := c.cfg.now()
@@ -350,14 +374,26 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 	return res
 }
 
+// maxRevalidations bounds the background revalidations running at once per Cache. Beyond it a
+// stale entry is served without starting one (a later request will), so a burst of requests for
+// many stale entries cannot start a goroutine and an upstream request for each.
+const maxRevalidations = 64
+
 // revalidate refreshes an entry in the background, once per flight key at a time.
 func (c *Cache) revalidate(r *http.Request, next http.Handler, key, flightKey string, perUser bool) {
 	if _, running := c.reval.LoadOrStore(flightKey, struct{}{}); running {
 		return
 	}
+	select {
+	case c.revals <- struct{}{}:
+	default:
+		c.reval.Delete(flightKey)
+		return
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		<-c.revals
 		c.reval.Delete(flightKey)
 		return
 	}
@@ -371,10 +407,16 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, key, flightKey st
 	}
 	go func() {
 		defer c.wg.Done()
+		defer func() { <-c.revals }()
 		defer cancel()
 		defer c.reval.Delete(flightKey)
 		v, _, _ := c.group.Do(flightKey, func() (any, error) {
-			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, key, perUser), nil
+			// The request that started this may have read the entry just before another
+			// revalidation replaced it: then there is nothing to refresh.
+			if e, err := c.get(ctx, flightKey); err == nil && e != nil && !e.isMarker() && c.cfg.now().Before(e.FreshUntil) {
+				return &result{}, nil
+			}
+			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, key, perUser, false), nil
 		})
 		if res := v.(*result); res.panicked {
 			c.cfg.logger.LogAttrs(ctx, slog.LevelError, "cache: background revalidation panicked",

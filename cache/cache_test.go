@@ -864,3 +864,291 @@ func TestCloseWaitsForRevalidation(t *testing.T) {
 		t.Fatalf("after Close: %q", r.xcache())
 	}
 }
+
+// An outer middleware (CORS, a BFF with header variants) that adds "Vary: Origin" before the
+// cache runs must not make the cache forget the upstream's own Vary: the response is still keyed
+// on Accept-Language, and both Vary values reach the client on a hit.
+func TestOuterVaryKeepsUpstreamVary(t *testing.T) {
+	o := newOrigin("Cache-Control", "max-age=60")
+	o.header = nil
+	o.body = func(r *http.Request, n int64) string { return r.Header.Get("Accept-Language") }
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Add("Vary", "Accept-Language")
+		o.ServeHTTP(w, r)
+	})
+	inner := newCache(t).Wrap(upstream)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Origin")
+		inner.ServeHTTP(w, r)
+	})
+	en1 := get(h, "/v", header("Accept-Language", "en"))
+	de1 := get(h, "/v", header("Accept-Language", "de"))
+	en2 := get(h, "/v", header("Accept-Language", "en"))
+	if en1.body != "en" || de1.body != "de" || en2.body != "en" {
+		t.Fatalf("bodies en=%q de=%q en=%q: the upstream's Vary was lost", en1.body, de1.body, en2.body)
+	}
+	if en2.xcache() != "HIT" || o.calls.Load() != 2 {
+		t.Fatalf("X-Cache %q, calls %d", en2.xcache(), o.calls.Load())
+	}
+	if got := en2.h.Values("Vary"); len(got) != 2 || got[0] != "Origin" || got[1] != "Accept-Language" {
+		t.Fatalf("Vary on a hit = %q, want [Origin Accept-Language]", got)
+	}
+}
+
+// An upstream that replaces the outer Vary (Set instead of Add) still has its Vary honoured.
+func TestOuterVaryReplacedByUpstream(t *testing.T) {
+	o := newOrigin("Cache-Control", "max-age=60", "Vary", "Accept-Language") // replaces the field
+	o.body = func(r *http.Request, n int64) string { return r.Header.Get("Accept-Language") }
+	inner := newCache(t).Wrap(o)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Origin")
+		inner.ServeHTTP(w, r)
+	})
+	en := get(h, "/v", header("Accept-Language", "en"))
+	de := get(h, "/v", header("Accept-Language", "de"))
+	if en.body != "en" || de.body != "de" || o.calls.Load() != 2 {
+		t.Fatalf("en=%q de=%q calls %d: the upstream's Vary was lost", en.body, de.body, o.calls.Load())
+	}
+}
+
+// stuckWriter is a client that stops reading: Write blocks until release is closed.
+type stuckWriter struct {
+	*httptest.ResponseRecorder
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stuckWriter) Write(p []byte) (int, error) {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+	return s.ResponseRecorder.Write(p)
+}
+
+// A leader whose client reads slowly (or not at all) must not hold the requests that wait on its
+// flight: they get the upstream's response as soon as the upstream is done.
+func TestSlowLeaderClientDoesNotStallWaiters(t *testing.T) {
+	o := newOrigin("Cache-Control", "max-age=60")
+	h := newCache(t).Wrap(o)
+	leader := &stuckWriter{ResponseRecorder: httptest.NewRecorder(), entered: make(chan struct{}), release: make(chan struct{})}
+	leaderDone := make(chan struct{})
+	go func() {
+		defer close(leaderDone)
+		h.ServeHTTP(leader, httptest.NewRequest("GET", "/hot", nil))
+	}()
+	<-leader.entered // the leader's client is now stuck
+	waiter := make(chan resp, 1)
+	go func() { waiter <- get(h, "/hot") }()
+	select {
+	case r := <-waiter:
+		if r.body != "call=1 path=/hot" || o.calls.Load() != 1 {
+			t.Errorf("waiter got %+v after %d upstream calls", r, o.calls.Load())
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a waiter was held by the leader's stuck client")
+		defer func() { <-waiter }() // it ends once the leader's client is released
+	}
+	close(leader.release)
+	<-leaderDone
+	if leader.Body.String() != "call=1 path=/hot" || leader.Header().Get("X-Cache") != "MISS" || leader.Code != 200 {
+		t.Fatalf("leader got %d %q %v", leader.Code, leader.Body.String(), leader.Header())
+	}
+}
+
+// A leader's response is held for its waiters only while it can be stored: a handler that
+// flushes streams to its client at once, and so does a body over MaxEntryBytes.
+func TestLeaderStreamsWhatIsNotHeld(t *testing.T) {
+	tests := []struct {
+		name  string
+		write func(w http.ResponseWriter)
+	}{
+		{"flush", func(w http.ResponseWriter) {
+			_, _ = io.WriteString(w, "first")
+			_ = http.NewResponseController(w).Flush()
+		}},
+		{"over MaxEntryBytes", func(w http.ResponseWriter) { _, _ = io.WriteString(w, "first"+strings.Repeat("x", 2048)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wrote, finish := make(chan struct{}), make(chan struct{})
+			h := newCache(t, cache.MaxEntryBytes(1024)).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				tt.write(w)
+				close(wrote)
+				<-finish
+			}))
+			w := httptest.NewRecorder()
+			done := make(chan struct{})
+			go func() { defer close(done); h.ServeHTTP(w, httptest.NewRequest("GET", "/s", nil)) }()
+			<-wrote
+			// The handler is still running; its first bytes must already be with the client.
+			// (ResponseRecorder is not synchronised: read it only after the handler wrote.)
+			got := strings.HasPrefix(w.Body.String(), "first") && w.Code == 200
+			close(finish)
+			<-done
+			if !got {
+				t.Fatalf("nothing reached the client while the handler ran")
+			}
+		})
+	}
+}
+
+// Background revalidations are bounded: a burst of requests for many distinct stale entries
+// (each answered at once from the cache) must not start one goroutine and one upstream request
+// per entry.
+func TestRevalidationsAreBounded(t *testing.T) {
+	clk := newClock()
+	var phase atomic.Int64 // 0: filling; 1: revalidating (blocks until release)
+	var running, peak atomic.Int64
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	c := newCache(t, cache.StaleWhileRevalidate(time.Minute), cache.WithClock(clk.Now))
+	t.Cleanup(unblock) // runs before newCache's Close, also when the test fails early
+	h := c.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10")
+		if phase.Load() == 1 {
+			n := running.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			<-release
+			running.Add(-1)
+		}
+		_, _ = io.WriteString(w, "v")
+	}))
+	const n = cache.MaxRevalidations * 3
+	for i := range n {
+		get(h, "/k?i="+strconv.Itoa(i))
+	}
+	clk.Advance(20 * time.Second)
+	phase.Store(1)
+	for i := range n {
+		if r := get(h, "/k?i="+strconv.Itoa(i)); r.xcache() != "STALE" {
+			t.Fatalf("request %d: %q", i, r.xcache())
+		}
+	}
+	waitFor(t, func() bool { return running.Load() >= cache.MaxRevalidations })
+	unblock()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p := peak.Load(); p > cache.MaxRevalidations {
+		t.Fatalf("%d concurrent revalidations, want at most %d", p, cache.MaxRevalidations)
+	}
+}
+
+// replayStore returns a saved entry for the next Get, once: a request that read an entry just
+// before a revalidation replaced it.
+type replayStore struct {
+	*cache.Memory
+	mu    sync.Mutex
+	stale *cache.Entry
+}
+
+func (s *replayStore) Get(ctx context.Context, key string) (*cache.Entry, error) {
+	s.mu.Lock()
+	e := s.stale
+	s.stale = nil
+	s.mu.Unlock()
+	if e != nil {
+		return e, nil
+	}
+	return s.Memory.Get(ctx, key)
+}
+
+// A request that saw the stale entry just before a revalidation refreshed it must not start a
+// second upstream request for the same key: the background fetch finds the fresh entry and stops.
+func TestNoRevalidationOfAFreshEntry(t *testing.T) {
+	clk := newClock()
+	o := newOrigin("Cache-Control", "max-age=10")
+	store := &replayStore{Memory: cache.MemoryStore(1 << 20)}
+	c := newCache(t, cache.WithStore(store), cache.StaleWhileRevalidate(30*time.Second), cache.WithClock(clk.Now))
+	h := c.Wrap(o)
+	get(h, "/s")
+	key, _ := c.PrimaryKey(httptest.NewRequest("GET", "/s", nil), nil)
+	old, err := store.Memory.Get(context.Background(), key)
+	if err != nil || old == nil {
+		t.Fatalf("entry %v, %v", old, err)
+	}
+	clk.Advance(15 * time.Second)
+	if r := get(h, "/s"); r.xcache() != "STALE" {
+		t.Fatalf("X-Cache %q", r.xcache())
+	}
+	waitFor(t, func() bool { return get(h, "/s").xcache() == "HIT" }) // refreshed: call 2
+	store.mu.Lock()
+	store.stale = old // the next request read the entry before the refresh landed
+	store.mu.Unlock()
+	if r := get(h, "/s"); r.xcache() != "STALE" {
+		t.Fatalf("X-Cache %q", r.xcache())
+	}
+	if err := c.Close(); err != nil { // waits for the background revalidation
+		t.Fatal(err)
+	}
+	if n := o.calls.Load(); n != 2 {
+		t.Fatalf("upstream calls = %d, want 2: a fresh entry was revalidated", n)
+	}
+}
+
+// A JWT "sub" is unique only per issuer: with two identity providers, the same subject from
+// another issuer is another person and must not get the first one's entries.
+func TestPerUserIsolationAcrossIssuers(t *testing.T) {
+	o := newOrigin("Cache-Control", "private, max-age=60")
+	o.body = func(r *http.Request, n int64) string {
+		id, _ := gatewaykit.IdentityFrom(r.Context())
+		return id.Claims["iss"].(string)
+	}
+	h := newCache(t, cache.PerIdentity()).Wrap(o)
+	from := func(iss string) func(*http.Request) {
+		return func(r *http.Request) {
+			id := &gatewaykit.Identity{Subject: "123", Method: "jwt", Claims: map[string]any{"sub": "123", "iss": iss}}
+			*r = *r.WithContext(gatewaykit.WithIdentity(r.Context(), id))
+		}
+	}
+	get(h, "/me", from("https://idp-a.example"))
+	r := get(h, "/me", from("https://idp-b.example"))
+	if r.xcache() != "MISS" || !strings.HasPrefix(r.body, "https://idp-b.example") {
+		t.Fatalf("subject 123 of idp-b got %+v", r)
+	}
+	if r := get(h, "/me", from("https://idp-a.example")); r.xcache() != "HIT" || !strings.HasPrefix(r.body, "https://idp-a.example") {
+		t.Fatalf("subject 123 of idp-a got %+v", r)
+	}
+}
+
+// Trailers set after the body (declared in Trailer, or with the http.TrailerPrefix) reach the
+// client of a coalescing leader.
+func TestLeaderTrailers(t *testing.T) {
+	tests := []struct {
+		name  string
+		serve func(w http.ResponseWriter)
+	}{
+		{"declared", func(w http.ResponseWriter) {
+			w.Header().Set("Trailer", "X-Sum")
+			_, _ = io.WriteString(w, "body")
+			w.Header().Set("X-Sum", "abc")
+		}},
+		{"prefix", func(w http.ResponseWriter) {
+			_, _ = io.WriteString(w, "body")
+			w.Header().Set(http.TrailerPrefix+"X-Sum", "abc")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newCache(t).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				tt.serve(w)
+			}))
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			res, err := srv.Client().Get(srv.URL + "/t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			_ = res.Body.Close()
+			if string(body) != "body" || res.Trailer.Get("X-Sum") != "abc" {
+				t.Fatalf("body %q trailer %v", body, res.Trailer)
+			}
+		})
+	}
+}

@@ -10,7 +10,8 @@
 // An entry's key is the SHA-256 of the method (HEAD is looked up as GET), Host, escaped path, the
 // query parameters (all of them by default, decoded and sorted; see Query and IgnoreQuery), the
 // request headers chosen with KeyHeaders and, with PerIdentity, the caller's identity
-// (gatewaykit.IdentityFrom: method and subject). A query that does not decode bypasses the cache.
+// (gatewaykit.IdentityFrom: method, "iss" claim and subject). A query that does not decode bypasses
+// the cache.
 //
 // Per-user responses never leak across users: without PerIdentity, a request that has an identity
 // or carries credentials (Authorization, Proxy-Authorization, Cookie) bypasses the cache unless
@@ -41,9 +42,12 @@
 // # Stampedes
 //
 // Concurrent GET misses for one key in one Cache share one upstream request
-// (golang.org/x/sync/singleflight): the first request streams the response to its client while
-// recording it; the others wait for it to finish and replay it with X-Cache: HIT, or, if it may
-// not be stored (or their Vary values differ), each fetch for themselves. Coalescing is per
+// (golang.org/x/sync/singleflight): the first request records the response; the others wait for
+// the upstream to finish and replay it with X-Cache: HIT, or, if it may not be stored (or their
+// Vary values differ), each fetch for themselves. A storable response reaches the first
+// request's client only when the upstream is done, so a client that reads slowly holds no one
+// else; a response that cannot be stored (status, size over MaxEntryBytes) or that the upstream
+// flushes streams to that client at once. Coalescing is per
 // process; instances sharing a Redis store each send at most one request per key at a time.
 //
 // # Failures

@@ -21,3 +21,6 @@ func (d Directives) Fields() (noStore, noCache, private, public, mustRevalidate 
 func (c *Cache) PrimaryKey(r *http.Request, id *gatewaykit.Identity) (string, bool) {
 	return c.primaryKey(r, id)
 }
+
+// MaxRevalidations exposes the cap on concurrent background revalidations to tests.
+const MaxRevalidations = maxRevalidations

@@ -30,7 +30,8 @@ func appendField(b []byte, s string) []byte {
 
 // primaryKey derives the key of a request: SHA-256 over the length-prefixed method (HEAD counts as
 // GET), host, escaped path, the chosen query parameters (decoded, sorted), the chosen request
-// headers and the identity (empty for shared entries), hex encoded. ok is false when the query does
+// headers and the identity (authentication method, "iss" claim when it is a string, subject;
+// empty for shared entries), hex encoded. ok is false when the query does
 // not parse: the request then bypasses the cache rather than risk two readings of one key.
 func (c *Cache) primaryKey(r *http.Request, id *gatewaykit.Identity) (key string, ok bool) {
 	kb := c.keyBufs.Get().(*keyBuf)
@@ -59,6 +60,8 @@ func (c *Cache) primaryKey(r *http.Request, id *gatewaykit.Identity) (key string
 	if id != nil {
 		b = append(b, 'i')
 		b = appendField(b, id.Method)
+		iss, _ := id.Claims["iss"].(string) // a JWT sub is unique only per issuer
+		b = appendField(b, iss)
 		b = appendField(b, id.Subject)
 	} else {
 		b = append(b, 's')

@@ -73,7 +73,8 @@ func RevalidateTimeout(d time.Duration) Option {
 }
 
 // PerIdentity keys entries by the caller's identity (gatewaykit.IdentityFrom: authentication
-// method and subject), so a response produced for one user is only ever served to that user.
+// method, "iss" claim and subject), so a response produced for one user is only ever served to
+// that user.
 // Requests without an identity share the anonymous entries, unless they carry credentials
 // (Authorization, Proxy-Authorization or Cookie), which are then not cached at all since the
 // cache cannot tell who they belong to. With PerIdentity, responses marked Cache-Control: private

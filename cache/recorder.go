@@ -1,17 +1,26 @@
 package cache
 
 import (
+	"maps"
 	"net/http"
+	"strings"
 )
 
 // recorder passes a response through to the client while keeping a copy of the status, the header
 // (as it was when the status was written) and up to max body bytes.
+//
+// With hold set (the leader of a flight that others wait on), a cacheable response is kept from
+// the client until release: the waiters then get it as soon as the upstream is done, however
+// slowly the leader's own client reads. The response is released early when it cannot be stored
+// (status, size) or when the handler flushes (a stream).
 type recorder struct {
 	w           http.ResponseWriter
 	c           *Cache
 	max         int
+	hold        bool
 	status      int
 	header      http.Header
+	sent        http.Header // while holding: the client's header as it was at WriteHeader
 	buf         []byte
 	skip        bool // do not keep the body: too big, or the status is not cacheable
 	failed      bool // a write to the client failed, so the handler may have stopped early
@@ -22,7 +31,9 @@ func (rec *recorder) Header() http.Header { return rec.w.Header() }
 
 func (rec *recorder) WriteHeader(code int) {
 	if rec.wroteHeader || (code >= 100 && code < 200 && code != http.StatusSwitchingProtocols) {
-		rec.w.WriteHeader(code) // informational, or superfluous: net/http handles it
+		if !rec.hold || !rec.wroteHeader {
+			rec.w.WriteHeader(code) // informational, or superfluous: net/http handles it
+		}
 		return
 	}
 	rec.wroteHeader = true
@@ -32,6 +43,11 @@ func (rec *recorder) WriteHeader(code int) {
 	} else {
 		rec.skip = true
 	}
+	if _, trailers := rec.w.Header()["Trailer"]; rec.hold && !rec.skip && !trailers { // declared trailers: never stored
+		rec.sent = rec.w.Header().Clone()
+		return
+	}
+	rec.hold = false
 	rec.w.WriteHeader(code)
 }
 
@@ -41,9 +57,13 @@ func (rec *recorder) Write(p []byte) (int, error) {
 	}
 	if !rec.skip {
 		if len(rec.buf)+len(p) > rec.max {
+			rec.release() // too big to store: nobody waits for it, stream it
 			rec.skip, rec.buf = true, nil
 		} else {
 			rec.buf = append(rec.buf, p...)
+			if rec.hold {
+				return len(p), nil
+			}
 		}
 	}
 	n, err := rec.w.Write(p)
@@ -53,11 +73,13 @@ func (rec *recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Flush flushes the client's writer when it can.
+// Flush flushes the client's writer when it can. A held response is released first: a handler
+// that flushes is streaming.
 func (rec *recorder) Flush() {
 	if !rec.wroteHeader {
 		rec.WriteHeader(http.StatusOK)
 	}
+	rec.release()
 	_ = http.NewResponseController(rec.w).Flush()
 }
 
@@ -67,12 +89,32 @@ func (rec *recorder) Unwrap() http.ResponseWriter { return rec.w }
 // finish completes an implicit 200 (a handler that wrote nothing) so the snapshot exists.
 func (rec *recorder) finish() {
 	if !rec.wroteHeader {
-		rec.wroteHeader = true
-		rec.status = http.StatusOK
-		if rec.c.cfg.statuses[http.StatusOK] {
-			rec.header = rec.w.Header().Clone()
-		} else {
-			rec.skip = true
+		rec.WriteHeader(http.StatusOK)
+	}
+}
+
+// release sends a held response to the client: the header as it was at WriteHeader, the status
+// and the body so far. Afterwards the recorder passes writes through. It does nothing when nothing
+// is held.
+func (rec *recorder) release() {
+	if !rec.hold {
+		return
+	}
+	rec.hold = false
+	if !rec.wroteHeader {
+		return
+	}
+	h := rec.w.Header()
+	for k := range h { // what the handler changed after WriteHeader is not part of the header...
+		if _, ok := rec.sent[k]; !ok && !strings.HasPrefix(k, http.TrailerPrefix) { // ...but trailers are
+			delete(h, k)
+		}
+	}
+	maps.Copy(h, rec.sent)
+	rec.w.WriteHeader(rec.status)
+	if len(rec.buf) > 0 {
+		if _, err := rec.w.Write(rec.buf); err != nil {
+			rec.failed = true
 		}
 	}
 }
