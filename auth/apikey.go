@@ -1,0 +1,299 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatewaykit/gatewaykit"
+)
+
+// API keys have the form "gk_<id>_<secret>": a 16-hex-digit public ID (for revocation, rotation
+// and logs) and 256 random bits. Only the SHA-256 of the whole key is stored; a random 256-bit
+// secret needs no salt or slow hash to resist guessing.
+const (
+	apiKeyPrefix   = "gk_"
+	apiKeyIDLen    = 16
+	apiKeySecret   = 43 // base64url of 32 bytes
+	apiKeyLen      = len(apiKeyPrefix) + apiKeyIDLen + 1 + apiKeySecret
+	maxAPIKeyInput = 256
+)
+
+// ErrKeyNotFound is returned by a KeyStore for an unknown key ID.
+var ErrKeyNotFound = errors.New("auth: API key not found")
+
+// KeyInfo is the metadata an API key carries into the Identity.
+type KeyInfo struct {
+	// Subject is the key's owner; it becomes Identity.Subject. Required.
+	Subject string `json:"sub"`
+	// Tier is the owner's plan ("free", "premium", ...). Optional.
+	Tier string `json:"tier,omitempty"`
+	// Roles and Scopes become Identity.Roles and Identity.Scopes.
+	Roles  []string `json:"roles,omitempty"`
+	Scopes []string `json:"scopes,omitempty"`
+	// ExpiresAt ends the key's validity; zero means no expiry.
+	ExpiresAt time.Time `json:"exp,omitzero"`
+}
+
+// StoredKey is what a KeyStore keeps for one key: never the key itself, only its SHA-256.
+type StoredKey struct {
+	ID   string   `json:"id"`
+	Hash [32]byte `json:"hash"`
+	Info KeyInfo  `json:"info"`
+}
+
+// KeyStore persists API keys by ID. Implementations must be safe for concurrent use and return an
+// error wrapping ErrKeyNotFound for an unknown ID; any other error makes authentication fail closed
+// (503).
+type KeyStore interface {
+	Get(ctx context.Context, id string) (StoredKey, error)
+	Put(ctx context.Context, k StoredKey) error
+	Delete(ctx context.Context, id string) error
+}
+
+// APIKeys authenticates requests by API key. It creates, revokes and rotates keys in its KeyStore.
+// It is safe for concurrent use.
+type APIKeys struct {
+	g       *gate
+	store   KeyStore
+	header  string
+	bearer  bool
+	clock   func() time.Time
+	timeout time.Duration
+}
+
+// NewAPIKeys returns the API key method over store (MemoryKeyStore or RedisKeyStore). Defaults:
+// the key is read from the X-API-Key header (exactly one); APIKeyFromBearer also accepts
+// Authorization: Bearer gk_...; store calls are bounded by 1 s (WithStoreTimeout) and a failing
+// store rejects with 503.
+func NewAPIKeys(store KeyStore, opts ...Option) (*APIKeys, error) {
+	if store == nil {
+		return nil, errors.New("auth: NewAPIKeys: nil store")
+	}
+	c, err := apply("NewAPIKeys", sMiddleware|sAPIKey, opts)
+	if err != nil {
+		return nil, err
+	}
+	k := &APIKeys{store: store, header: c.apiKeyHeader, bearer: c.apiKeyFromBearer, clock: c.clock, timeout: c.storeTimeout}
+	if k.g, err = newGate(c, "apikey"); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Wrap returns next behind API key authentication. The method value is a gatewaykit.Middleware.
+func (k *APIKeys) Wrap(next http.Handler) http.Handler { return k.g.wrap(k, next) }
+
+// Create stores a new key for info and returns it (the only time the plaintext exists) with its ID.
+func (k *APIKeys) Create(ctx context.Context, info KeyInfo) (key, id string, err error) {
+	if info.Subject == "" {
+		return "", "", errors.New("auth: APIKeys.Create: empty subject")
+	}
+	b := make([]byte, apiKeyIDLen/2+32)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	id = hex.EncodeToString(b[:apiKeyIDLen/2])
+	key = apiKeyPrefix + id + "_" + base64.RawURLEncoding.EncodeToString(b[apiKeyIDLen/2:])
+	info.Roles, info.Scopes = slices.Clone(info.Roles), slices.Clone(info.Scopes)
+	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	if err := k.store.Put(ctx, StoredKey{ID: id, Hash: sha256.Sum256([]byte(key)), Info: info}); err != nil {
+		return "", "", fmt.Errorf("auth: APIKeys.Create: %w", err)
+	}
+	return key, id, nil
+}
+
+// Revoke deletes the key with the given ID; later requests with it are rejected.
+func (k *APIKeys) Revoke(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	if err := k.store.Delete(ctx, id); err != nil {
+		return fmt.Errorf("auth: APIKeys.Revoke: %w", err)
+	}
+	return nil
+}
+
+// Rotate creates a new key with the metadata of key id and limits the old key to window from now
+// (it keeps an earlier expiry), so both are valid during the rotation window. A window <= 0 revokes
+// the old key at once.
+func (k *APIKeys) Rotate(ctx context.Context, id string, window time.Duration) (key, newID string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	old, err := k.store.Get(ctx, id)
+	if err != nil {
+		return "", "", fmt.Errorf("auth: APIKeys.Rotate: %w", err)
+	}
+	if key, newID, err = k.Create(ctx, old.Info); err != nil {
+		return "", "", err
+	}
+	if window <= 0 {
+		return key, newID, k.Revoke(ctx, id)
+	}
+	until := k.clock().Add(window)
+	if old.Info.ExpiresAt.IsZero() || until.Before(old.Info.ExpiresAt) {
+		old.Info.ExpiresAt = until
+	}
+	if err := k.store.Put(ctx, old); err != nil {
+		return "", "", fmt.Errorf("auth: APIKeys.Rotate: %w", err)
+	}
+	return key, newID, nil
+}
+
+// credential returns the API key sent with r.
+func (k *APIKeys) credential(r *http.Request) (string, error) {
+	vs := r.Header[k.header]
+	if len(vs) > 1 {
+		return "", ErrAmbiguous
+	}
+	var key string
+	if len(vs) == 1 {
+		key = vs[0]
+	}
+	if k.bearer {
+		tok, err := bearerToken(r.Header)
+		if err != nil {
+			return "", err
+		}
+		if tok != "" {
+			if !strings.HasPrefix(tok, apiKeyPrefix) {
+				if key == "" {
+					return "", fmt.Errorf("%w: not an API key: %w", ErrMalformed, errDeclined)
+				}
+			} else if key != "" {
+				return "", ErrAmbiguous
+			} else {
+				key = tok
+			}
+		}
+	}
+	if key == "" {
+		return "", ErrNoCredentials
+	}
+	if len(key) > maxAPIKeyInput {
+		return "", ErrTooLarge
+	}
+	return key, nil
+}
+
+// parseAPIKey returns the ID of a well-formed key.
+func parseAPIKey(key string) (string, bool) {
+	if len(key) != apiKeyLen || !strings.HasPrefix(key, apiKeyPrefix) || key[len(apiKeyPrefix)+apiKeyIDLen] != '_' {
+		return "", false
+	}
+	id := key[len(apiKeyPrefix) : len(apiKeyPrefix)+apiKeyIDLen]
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return "", false
+		}
+	}
+	return id, true
+}
+
+// Authenticate implements Authenticator. The Identity has Method "apikey", the key's metadata, and
+// Claims {"key_id": id}.
+func (k *APIKeys) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
+	key, err := k.credential(r)
+	if err != nil {
+		return nil, err
+	}
+	id, ok := parseAPIKey(key)
+	if !ok {
+		return nil, fmt.Errorf("%w: not an API key", ErrMalformed)
+	}
+	ctx := r.Context()
+	if _, local := k.store.(*memoryKeyStore); !local { // a map lookup needs no deadline (or its timer)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, k.timeout)
+		defer cancel()
+	}
+	sk, err := k.store.Get(ctx, id)
+	switch {
+	case errors.Is(err, ErrKeyNotFound):
+		return nil, fmt.Errorf("%w: unknown API key", ErrInvalidCredential)
+	case err != nil:
+		return nil, fmt.Errorf("%w: key store: %w", ErrUnavailable, err)
+	}
+	sum := sha256.Sum256([]byte(key))
+	if subtle.ConstantTimeCompare(sum[:], sk.Hash[:]) != 1 {
+		return nil, fmt.Errorf("%w: unknown API key", ErrInvalidCredential)
+	}
+	if !sk.Info.ExpiresAt.IsZero() && !k.clock().Before(sk.Info.ExpiresAt) {
+		return nil, fmt.Errorf("%w: API key expired", ErrInvalidCredential)
+	}
+	return &gatewaykit.Identity{Subject: sk.Info.Subject, Tier: sk.Info.Tier, Roles: sk.Info.Roles,
+		Scopes: sk.Info.Scopes, Method: "apikey", Claims: map[string]any{"key_id": id}}, nil
+}
+
+// WithAPIKeyHeader sets the header carrying the API key. Default "X-API-Key". Applies to
+// NewAPIKeys.
+func WithAPIKeyHeader(name string) Option {
+	return opt("WithAPIKeyHeader", sAPIKey, func(c *config) error {
+		if name == "" || !validToken(name) || strings.EqualFold(name, "Authorization") {
+			return fmt.Errorf("invalid header name %q", name)
+		}
+		c.apiKeyHeader = textproto.CanonicalMIMEHeaderKey(name)
+		return nil
+	})
+}
+
+// APIKeyFromBearer also accepts the key as "Authorization: Bearer gk_...". A bearer token that is
+// not an API key is left to the next method of First. Applies to NewAPIKeys.
+func APIKeyFromBearer() Option {
+	return opt("APIKeyFromBearer", sAPIKey, func(c *config) error { c.apiKeyFromBearer = true; return nil })
+}
+
+// WithStoreTimeout bounds each key store call. Default 1 s. Applies to NewAPIKeys.
+func WithStoreTimeout(d time.Duration) Option {
+	return opt("WithStoreTimeout", sAPIKey, func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("timeout %v must be positive", d)
+		}
+		c.storeTimeout = d
+		return nil
+	})
+}
+
+// MemoryKeyStore returns an in-process KeyStore (a map guarded by a RWMutex). Keys are lost on
+// restart and not shared between gateway instances; use RedisKeyStore for that.
+func MemoryKeyStore() KeyStore { return &memoryKeyStore{m: map[string]StoredKey{}} }
+
+type memoryKeyStore struct {
+	mu sync.RWMutex
+	m  map[string]StoredKey
+}
+
+func (s *memoryKeyStore) Get(_ context.Context, id string) (StoredKey, error) {
+	s.mu.RLock()
+	k, ok := s.m[id]
+	s.mu.RUnlock()
+	if !ok {
+		return StoredKey{}, ErrKeyNotFound
+	}
+	return k, nil
+}
+
+func (s *memoryKeyStore) Put(_ context.Context, k StoredKey) error {
+	s.mu.Lock()
+	s.m[k.ID] = k
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *memoryKeyStore) Delete(_ context.Context, id string) error {
+	s.mu.Lock()
+	delete(s.m, id)
+	s.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,90 @@
+package auth
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzBearerToken: header parsing never panics, never returns a token with separators, and a token
+// is always a substring of the header.
+func FuzzBearerToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer   a.b.c  ", "Basic xyz", "Bearer", "Bearer ", "BearerX abc",
+		"Bearer a b", "Bearer a,b", "bEaReR\tq", "Bearer \x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		tok, err := bearerToken(http.Header{"Authorization": {v}})
+		if err != nil || tok == "" {
+			return
+		}
+		if strings.ContainsAny(tok, " \t,") || !strings.Contains(v, tok) {
+			t.Fatalf("token %q from %q", tok, v)
+		}
+	})
+}
+
+// FuzzExtract: the extractor honours the size cap and never returns more than one source's token.
+func FuzzExtract(f *testing.F) {
+	f.Add("Bearer a.b.c", "session=x", "access_token=y")
+	f.Add("", "session=a; session=b", "")
+	f.Add("Bearer "+strings.Repeat("a", 100), "", "access_token=1&access_token=2")
+	e := extractor{bearer: true, cookie: "session", query: "access_token", max: 64}
+	f.Fuzz(func(t *testing.T, authz, cookie, query string) {
+		r, err := http.NewRequest(http.MethodGet, "http://gw/x?"+query, nil)
+		if err != nil {
+			return
+		}
+		r.Header.Set("Authorization", authz)
+		r.Header.Set("Cookie", cookie)
+		tok, err := e.token(r)
+		if err == nil && (tok == "" || len(tok) > e.max) {
+			t.Fatalf("token %q accepted", tok)
+		}
+	})
+}
+
+func FuzzMaxAge(f *testing.F) {
+	for _, s := range []string{"max-age=60", "public, max-age=3600", "no-cache", "max-age=-1", `max-age="5"`,
+		"max-age=99999999999999999999", "MAX-AGE=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cc string) {
+		d, ok := maxAge(cc)
+		if ok && (d < 0 || d > maxRefreshInterval) {
+			t.Fatalf("max-age %v from %q", d, cc)
+		}
+	})
+}
+
+func FuzzParseJWKS(f *testing.F) {
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"a"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"oct","k":"AAAA"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","use":"enc"}]}`))
+	f.Add([]byte(`[[[[[[[[[[]]]]]]]]]]`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		keys, _, err := parseJWKS(doc)
+		if err == nil && len(keys) == 0 {
+			t.Fatal("no keys and no error")
+		}
+		for _, k := range keys {
+			if _, err := checkPublicKey(k.key); err != nil {
+				t.Fatalf("weak or unsupported key accepted: %v", err)
+			}
+		}
+	})
+}
+
+func FuzzParseAPIKey(f *testing.F) {
+	f.Add("gk_0123456789abcdef_" + strings.Repeat("A", 43))
+	f.Add("gk_0123456789ABCDEF_" + strings.Repeat("A", 43))
+	f.Add("gk__")
+	f.Fuzz(func(t *testing.T, key string) {
+		id, ok := parseAPIKey(key)
+		if ok && (len(id) != apiKeyIDLen || !strings.Contains(key, id) || !utf8.ValidString(id)) {
+			t.Fatalf("id %q from %q", id, key)
+		}
+	})
+}

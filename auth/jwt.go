@@ -1,0 +1,436 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	jwtlib "github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel"
+
+	"github.com/gatewaykit/gatewaykit"
+)
+
+// JWT authenticates requests carrying a signed JSON Web Token (RFC 7519), verified with
+// github.com/golang-jwt/jwt/v5 against keys from a static set, a JWKS URL or OIDC discovery. A
+// verified token is cached (bounded, keyed by a hash of the token, never past its exp), so a
+// repeated token costs a map lookup rather than a signature check. It is safe for concurrent use;
+// call Close to stop the JWKS refresh.
+type JWT struct {
+	g         *gate
+	ext       extractor
+	parser    *jwtlib.Parser
+	hmac      []byte
+	static    *keySet
+	remote    *remoteKeys
+	cache     *resultCache[*gatewaykit.Identity]
+	claims    claimMapper
+	require   []string
+	closers   []func()
+	closeOnce sync.Once
+}
+
+// NewJWT returns the JWT method. It needs WithAlgorithms and exactly one key source: WithOIDC,
+// WithJWKS, WithKey/WithKeySetJSON or WithHMACSecret. With a remote source the first fetch happens
+// here (bounded by the fetch timeout); if the IdP is down it is retried in the background and
+// tokens are rejected with ErrUnknownKey until keys arrive.
+//
+// Defaults: token from Authorization: Bearer, at most 8 KiB; exp required; leeway 30 s; iss and
+// aud checked when configured (WithOIDC configures iss); roles from "roles", scopes from "scope"
+// then "scp", tier from "tier"; verification cache of 10000 entries, at most 1 h each; JWKS refresh
+// every hour or at the IdP's max-age, unknown-kid refresh at most every 30 s; https required.
+func NewJWT(opts ...Option) (*JWT, error) {
+	c, err := apply("NewJWT", sMiddleware|sJWT, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkJWTConfig(c); err != nil {
+		return nil, err
+	}
+	j := &JWT{hmac: c.hmacSecret, claims: newClaimMapper(c), require: c.requiredClaims}
+	if j.ext, err = newExtractor(c); err != nil {
+		return nil, err
+	}
+	if j.g, err = newGate(c, "jwt"); err != nil {
+		return nil, err
+	}
+	popts := []jwtlib.ParserOption{
+		jwtlib.WithValidMethods(c.algorithms), jwtlib.WithLeeway(c.leeway), jwtlib.WithTimeFunc(c.clock),
+		jwtlib.WithIssuedAt(), jwtlib.WithExpirationRequired(), jwtlib.WithStrictDecoding(),
+	}
+	if c.issuer != "" {
+		popts = append(popts, jwtlib.WithIssuer(c.issuer))
+	}
+	if len(c.audiences) > 0 {
+		popts = append(popts, jwtlib.WithAudience(c.audiences...))
+	}
+	j.parser = jwtlib.NewParser(popts...)
+	if !c.noCache {
+		if j.cache, err = newResultCache[*gatewaykit.Identity](c.cacheSize, c.cacheMaxTTL, c.clock); err != nil {
+			return nil, fmt.Errorf("auth: NewJWT: cache: %w", err)
+		}
+		j.closers = append(j.closers, j.cache.close)
+	}
+	if len(c.staticKeys) > 0 || len(c.jwksJSON) > 0 {
+		var keys []*verKey
+		for _, k := range c.staticKeys {
+			keys = append(keys, &verKey{kid: k.kid, alg: k.alg, key: k.key})
+		}
+		for _, doc := range c.jwksJSON {
+			ks, _, err := parseJWKS(doc)
+			if err != nil {
+				return nil, fmt.Errorf("auth: WithKeySetJSON: %w", err)
+			}
+			keys = append(keys, ks...)
+		}
+		j.static = newKeySet(keys)
+	}
+	if c.jwksURL != "" || c.oidcIssuer != "" {
+		mp := c.meter
+		if mp == nil {
+			mp = otel.GetMeterProvider()
+		}
+		client, closeIdle := newHTTPClient(c)
+		var onRemoved func()
+		if j.cache != nil {
+			onRemoved = j.cache.clear
+		}
+		if j.remote, err = newRemoteKeys(c, client, mp, onRemoved); err != nil {
+			closeIdle()
+			j.Close()
+			return nil, fmt.Errorf("auth: NewJWT: %w", err)
+		}
+		j.closers = append(j.closers, j.remote.close, closeIdle)
+	}
+	return j, nil
+}
+
+func checkJWTConfig(c *config) error {
+	if len(c.algorithms) == 0 {
+		return errors.New("auth: NewJWT: WithAlgorithms is required")
+	}
+	sources := 0
+	for _, set := range []bool{c.oidcIssuer != "", c.jwksURL != "", len(c.staticKeys)+len(c.jwksJSON) > 0, c.hmacSecret != nil} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return errors.New("auth: NewJWT: exactly one key source is required: WithOIDC, WithJWKS, WithKey/WithKeySetJSON or WithHMACSecret")
+	}
+	hs := slices.ContainsFunc(c.algorithms, func(a string) bool { return slices.Contains(hmacAlgs, a) })
+	pk := slices.ContainsFunc(c.algorithms, func(a string) bool { return slices.Contains(publicKeyAlgs, a) })
+	switch {
+	case hs && pk:
+		return errors.New("auth: NewJWT: HS* algorithms cannot be mixed with public-key algorithms")
+	case hs && c.hmacSecret == nil:
+		return errors.New("auth: NewJWT: HS* algorithms need WithHMACSecret")
+	case pk && c.hmacSecret != nil:
+		return errors.New("auth: NewJWT: WithHMACSecret needs HS* algorithms")
+	}
+	for _, k := range c.staticKeys {
+		if k.alg != "" && !slices.Contains(c.algorithms, k.alg) {
+			return fmt.Errorf("auth: NewJWT: key %q has algorithm %s, not in WithAlgorithms", k.kid, k.alg)
+		}
+	}
+	if c.issuer != "" && c.oidcIssuer != "" && c.issuer != c.oidcIssuer {
+		return errors.New("auth: NewJWT: WithIssuer differs from the WithOIDC issuer")
+	}
+	for _, u := range []string{c.oidcIssuer, c.jwksURL} {
+		if u == "" {
+			continue
+		}
+		if err := checkURL(u, c.allowInsecure); err != nil {
+			return fmt.Errorf("auth: NewJWT: %w", err)
+		}
+	}
+	if c.oidcIssuer != "" {
+		c.issuer = c.oidcIssuer
+	}
+	return nil
+}
+
+// Close stops the JWKS refresh and the cache's clean-up goroutine. Authenticate keeps working with
+// the last keys (without refreshes). Close is idempotent and safe for concurrent use.
+func (j *JWT) Close() error {
+	j.closeOnce.Do(func() {
+		for _, f := range j.closers {
+			f()
+		}
+	})
+	return nil
+}
+
+// Wrap returns next behind JWT authentication. The method value is a gatewaykit.Middleware.
+func (j *JWT) Wrap(next http.Handler) http.Handler { return j.g.wrap(j, next) }
+
+// Authenticate implements Authenticator. The Identity has Method "jwt", the subject from "sub"
+// (required), roles, scopes and tier from the configured claims, and all claims in Claims.
+func (j *JWT) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
+	tok, err := j.ext.token(r)
+	if err != nil {
+		return nil, err
+	}
+	if j.cache != nil {
+		if id, ok := j.cache.get(tok); ok {
+			return id, nil
+		}
+	}
+	return j.verify(r.Context(), tok)
+}
+
+// verify checks a token the cache does not know.
+func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, error) {
+	switch strings.Count(tok, ".") {
+	case 2:
+	case 0:
+		return nil, fmt.Errorf("%w: not a JWT: %w", ErrMalformed, errDeclined)
+	default:
+		return nil, fmt.Errorf("%w: wrong number of segments", ErrMalformed)
+	}
+	claims := jwtlib.MapClaims{}
+	called := false
+	_, err := j.parser.ParseWithClaims(tok, claims, func(t *jwtlib.Token) (any, error) {
+		called = true
+		return j.keyFor(ctx, t)
+	})
+	if err != nil {
+		return nil, classifyJWT(err, called)
+	}
+	for _, name := range j.require {
+		if _, ok := claims[name]; !ok {
+			return nil, fmt.Errorf("%w: %s", ErrMissingClaim, name)
+		}
+	}
+	id, err := j.claims.identity(claims, "jwt")
+	if err != nil {
+		return nil, err
+	}
+	if j.cache != nil {
+		if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+			j.cache.set(tok, id, exp.Time)
+		}
+	}
+	return id, nil
+}
+
+// keyFor is the golang-jwt Keyfunc: the HMAC secret for HS*, otherwise a key whose kty, curve and
+// alg fit the token's alg, refreshing the JWKS once (single-flight, cooldown) on an unknown kid.
+func (j *JWT) keyFor(ctx context.Context, t *jwtlib.Token) (any, error) {
+	alg := t.Method.Alg()
+	if slices.Contains(hmacAlgs, alg) {
+		if j.hmac == nil {
+			return nil, ErrAlgorithm
+		}
+		return j.hmac, nil
+	}
+	kidV, hasKID := t.Header["kid"]
+	kid, ok := kidV.(string)
+	if hasKID && !ok {
+		return nil, fmt.Errorf("%w: kid is not a string", ErrMalformed)
+	}
+	set := j.static
+	if j.remote != nil {
+		set = j.remote.keys()
+	}
+	key, found, err := set.lookup(alg, kid, hasKID)
+	if err != nil || found {
+		return key, err
+	}
+	if j.remote != nil {
+		// Join or start a refresh (at most one per cooldown), then look again: even when this call
+		// was refused by the cooldown, a fetch that just finished may have brought the key.
+		_ = j.remote.refresh(ctx, false)
+		key, found, err = j.remote.keys().lookup(alg, kid, hasKID)
+		if err != nil || found {
+			return key, err
+		}
+	}
+	return nil, ErrUnknownKey
+}
+
+// classifyJWT maps a golang-jwt error to this package's sentinels, keeping the cause.
+func classifyJWT(err error, keyfuncCalled bool) error {
+	for _, own := range []error{ErrUnknownKey, ErrAlgorithm, ErrMalformed} {
+		if errors.Is(err, own) {
+			return err
+		}
+	}
+	var class error
+	switch {
+	case errors.Is(err, jwtlib.ErrTokenMalformed):
+		class = ErrMalformed
+	case errors.Is(err, jwtlib.ErrTokenSignatureInvalid) && !keyfuncCalled:
+		class = ErrAlgorithm // rejected by the allow-list before any key was chosen
+	case errors.Is(err, jwtlib.ErrTokenSignatureInvalid), errors.Is(err, jwtlib.ErrTokenUnverifiable):
+		class = ErrSignature
+	case errors.Is(err, jwtlib.ErrTokenExpired):
+		class = ErrExpired
+	case errors.Is(err, jwtlib.ErrTokenNotValidYet), errors.Is(err, jwtlib.ErrTokenUsedBeforeIssued):
+		class = ErrNotYetValid
+	case errors.Is(err, jwtlib.ErrTokenInvalidIssuer):
+		class = ErrIssuer
+	case errors.Is(err, jwtlib.ErrTokenInvalidAudience):
+		class = ErrAudience
+	case errors.Is(err, jwtlib.ErrTokenRequiredClaimMissing):
+		class = ErrMissingClaim
+	default:
+		class = ErrMalformed
+	}
+	return fmt.Errorf("%w: %w", class, err)
+}
+
+// ---- JWT options ----
+
+// WithAlgorithms sets the allow-list of signature algorithms (required): RS256/384/512,
+// PS256/384/512, ES256/384/512, EdDSA, or HS256/384/512 with WithHMACSecret (never both families).
+// "none" is never accepted. Applies to NewJWT.
+func WithAlgorithms(algs ...string) Option {
+	return opt("WithAlgorithms", sJWT, func(c *config) error {
+		if len(algs) == 0 {
+			return errors.New("no algorithm")
+		}
+		for _, a := range algs {
+			if !slices.Contains(publicKeyAlgs, a) && !slices.Contains(hmacAlgs, a) {
+				return fmt.Errorf("unsupported algorithm %q", a)
+			}
+		}
+		c.algorithms = slices.Compact(slices.Sorted(slices.Values(algs)))
+		return nil
+	})
+}
+
+// WithKey adds a static verification key with its key ID (matched against the token's kid; "" for
+// tokens without kid) and algorithm ("" accepts any allowed algorithm that fits the key type). key
+// is an *rsa.PublicKey (at least 2048 bits), *ecdsa.PublicKey (P-256/384/521) or ed25519.PublicKey;
+// a private key's public half is used. Applies to NewJWT.
+func WithKey(kid, alg string, key any) Option {
+	return opt("WithKey", sJWT, func(c *config) error {
+		pub, err := checkPublicKey(key)
+		if err != nil {
+			return err
+		}
+		if alg != "" && !keyFits(alg, pub) {
+			return fmt.Errorf("key type %T does not fit algorithm %q", pub, alg)
+		}
+		c.staticKeys = append(c.staticKeys, staticKey{kid: kid, alg: alg, key: pub})
+		return nil
+	})
+}
+
+// WithKeySetJSON adds the signature keys of a JWK Set document (RFC 7517) as static keys. Applies
+// to NewJWT.
+func WithKeySetJSON(doc []byte) Option {
+	return opt("WithKeySetJSON", sJWT, func(c *config) error {
+		if _, _, err := parseJWKS(doc); err != nil {
+			return err
+		}
+		c.jwksJSON = append(c.jwksJSON, append([]byte(nil), doc...))
+		return nil
+	})
+}
+
+// WithHMACSecret verifies HS256/384/512 tokens with a shared secret of at least 32 bytes. Applies to
+// NewJWT.
+func WithHMACSecret(secret []byte) Option {
+	return opt("WithHMACSecret", sJWT, func(c *config) error {
+		if len(secret) < 32 {
+			return errors.New("secret shorter than 32 bytes")
+		}
+		c.hmacSecret = append([]byte(nil), secret...)
+		return nil
+	})
+}
+
+// WithJWKS fetches verification keys from a JWK Set URL (https unless AllowInsecureHTTP). Applies to
+// NewJWT.
+func WithJWKS(url string) Option {
+	return opt("WithJWKS", sJWT, func(c *config) error {
+		c.jwksURL = url
+		return checkURL(url, true) // the scheme is checked at the end, when AllowInsecureHTTP is known
+	})
+}
+
+// WithOIDC discovers the JWKS URL from <issuer>/.well-known/openid-configuration (whose "issuer"
+// must equal issuer) and requires iss == issuer in tokens. Applies to NewJWT.
+func WithOIDC(issuer string) Option {
+	return opt("WithOIDC", sJWT, func(c *config) error {
+		c.oidcIssuer = issuer
+		return checkURL(issuer, true)
+	})
+}
+
+// WithIssuer requires the iss claim to equal iss. Applies to NewJWT.
+func WithIssuer(iss string) Option {
+	return opt("WithIssuer", sJWT, func(c *config) error {
+		if iss == "" {
+			return errors.New("empty issuer")
+		}
+		c.issuer = iss
+		return nil
+	})
+}
+
+// WithAudience requires the aud claim to contain at least one of auds. Applies to NewJWT.
+func WithAudience(auds ...string) Option {
+	return opt("WithAudience", sJWT, func(c *config) error {
+		if len(auds) == 0 || containsEmpty(auds) {
+			return errors.New("empty audience")
+		}
+		c.audiences = append([]string(nil), auds...)
+		return nil
+	})
+}
+
+// WithLeeway sets the clock skew tolerated on exp, nbf and iat, between 0 and 5 minutes. Default
+// 30 s. Applies to NewJWT.
+func WithLeeway(d time.Duration) Option {
+	return opt("WithLeeway", sJWT, func(c *config) error {
+		if d < 0 || d > 5*time.Minute {
+			return fmt.Errorf("leeway %v out of range [0, 5m]", d)
+		}
+		c.leeway = d
+		return nil
+	})
+}
+
+// WithRequiredClaims rejects tokens lacking any of the named claims (exp and sub are always
+// required). Applies to NewJWT.
+func WithRequiredClaims(names ...string) Option {
+	return opt("WithRequiredClaims", sJWT, func(c *config) error {
+		if containsEmpty(names) {
+			return errors.New("empty claim name")
+		}
+		c.requiredClaims = append(c.requiredClaims, names...)
+		return nil
+	})
+}
+
+// WithUnknownKIDCooldown sets the minimum time between JWKS fetches triggered by unknown key IDs;
+// it is also the lower bound of the background refresh interval. Default 30 s. Applies to NewJWT.
+func WithUnknownKIDCooldown(d time.Duration) Option {
+	return opt("WithUnknownKIDCooldown", sJWT, func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("cooldown %v must be positive", d)
+		}
+		c.cooldown = d
+		return nil
+	})
+}
+
+// WithJWKSRefreshInterval sets the background JWKS refresh interval used when the IdP sends no
+// Cache-Control max-age. Default 1 h. Applies to NewJWT.
+func WithJWKSRefreshInterval(d time.Duration) Option {
+	return opt("WithJWKSRefreshInterval", sJWT, func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("interval %v must be positive", d)
+		}
+		c.refreshInterval = d
+		return nil
+	})
+}
