@@ -1,0 +1,64 @@
+// Package cache is a response-cache middleware for GET and HEAD requests, with an in-memory store
+// (bounded by bytes, github.com/maypok86/otter/v2) and a Redis store shared by gateway instances.
+//
+//	c, err := cache.New(cache.TTL(time.Minute), cache.PerIdentity(),
+//		cache.WithStore(cache.MemoryStore(256<<20)))
+//	mux.Handle("GET /api/dashboard", c.Wrap(dashboard))
+//
+// # Keys
+//
+// An entry's key is the SHA-256 of the method (HEAD is looked up as GET), Host, escaped path, the
+// query parameters (all of them by default, decoded and sorted; see Query and IgnoreQuery), the
+// request headers chosen with KeyHeaders and, with PerIdentity, the caller's identity
+// (gatewaykit.IdentityFrom: method and subject). A query that does not decode bypasses the cache.
+//
+// Per-user responses never leak across users: without PerIdentity, a request that has an identity
+// or carries credentials (Authorization, Proxy-Authorization, Cookie) bypasses the cache unless
+// ShareCredentialed says the responses are the same for everyone. With PerIdentity, such a
+// request without an identity bypasses the cache.
+//
+// # What is stored, and for how long
+//
+// A GET response is stored when its status is cacheable (DefaultStatuses, or Statuses), its body
+// fits MaxEntryBytes (bigger ones stream through), and it has a lifetime: Cache-Control s-maxage,
+// else max-age, else Expires minus Date, else TTL (capped by MaxTTL). It is not stored with
+// Cache-Control no-store or no-cache, with private (unless keyed PerIdentity), with Set-Cookie
+// (unless StripSetCookie), with Vary: *, with trailers, when the body is shorter than its
+// Content-Length, when the client went away or the handler panicked. Fields named by
+// no-cache="..." or private="...", hop-by-hop fields and fields set by outer middleware (present on
+// the ResponseWriter before the cache called next, such as X-Request-ID) are not stored.
+// Request Cache-Control directives are ignored, so clients cannot force upstream traffic.
+//
+// Vary is respected: a Vary marker under the primary key lists the header names, and the response
+// is stored under a secondary key that adds the request's values of those headers.
+//
+// Hits carry the stored header, Age (seconds since the upstream generated the response, counting
+// its own Age) and X-Cache: HIT; other responses carry X-Cache: MISS, STALE or BYPASS. A 200 entry
+// answers If-None-Match, If-Modified-Since and Range requests itself (http.ServeContent); such
+// requests that miss go upstream unchanged, alone. With StaleWhileRevalidate an expired entry is
+// served (STALE) while one background request refreshes it.
+//
+// # Stampedes
+//
+// Concurrent GET misses for one key in one Cache share one upstream request
+// (golang.org/x/sync/singleflight): the first request streams the response to its client while
+// recording it; the others wait for it to finish and replay it with X-Cache: HIT, or, if it may
+// not be stored (or their Vary values differ), each fetch for themselves. Coalescing is per
+// process; instances sharing a Redis store each send at most one request per key at a time.
+//
+// # Failures
+//
+// Every call of a store that is not in-process is bounded by StoreTimeout (50 ms by default). A
+// failed lookup serves the request without the cache (X-Cache: BYPASS); a failed write only loses
+// the entry. The request never fails because of the store. Failures are counted and logged at
+// most once per 10 seconds per Cache.
+//
+// # Metrics
+//
+// Meter "github.com/gatewaykit/gatewaykit/cache":
+//
+//   - gatewaykit.cache.requests (counter, {request}): requests by attribute outcome = hit, miss,
+//     stale or bypass. Requests served from a coalesced fetch count as hit.
+//   - gatewaykit.cache.store.errors (counter, {error}): failed, timed-out or corrupt store calls by
+//     attribute op = get or set.
+package cache

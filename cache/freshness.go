@@ -1,0 +1,141 @@
+package cache
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// hopHeaders are connection-specific fields never replayed from the cache (RFC 9110 §7.6.1), plus
+// the fields the cache itself sets.
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Age", "X-Cache"}
+
+// newEntry decides whether a response may be stored and, if so, builds its entry and storage TTL.
+// perUser is true when the entry is keyed by the caller's identity.
+func (c *Cache) newEntry(status int, h http.Header, body []byte, now time.Time, perUser bool) (*Entry, time.Duration) {
+	if status <= 0 || status >= len(c.cfg.statuses) || !c.cfg.statuses[status] {
+		return nil, 0
+	}
+	cc := parseCacheControl(h["Cache-Control"])
+	if cc.noStore || cc.noCache || (cc.private && !perUser) {
+		return nil, 0
+	}
+	if _, ok := h["Set-Cookie"]; ok && !c.cfg.stripSetCookie {
+		return nil, 0
+	}
+	if _, ok := h["Trailer"]; ok {
+		return nil, 0
+	}
+	if cl, ok := h["Content-Length"]; ok && (len(cl) != 1 || cl[0] != strconv.Itoa(len(body))) {
+		return nil, 0 // the handler stopped short (or lied): never store a truncated body
+	}
+	vary, ok := parseVary(h["Vary"])
+	if !ok {
+		return nil, 0
+	}
+	lifetime, ok := c.lifetime(cc, h, now)
+	if !ok {
+		return nil, 0
+	}
+	born := now
+	if a, ok := h["Age"]; ok && len(a) > 0 {
+		born = now.Add(-time.Duration(parseDelta(strings.TrimSpace(a[0]))) * time.Second)
+	}
+	fresh := born.Add(lifetime)
+	stale := fresh
+	if c.cfg.swr > 0 && !cc.mustRevalidate {
+		switch {
+		case cc.swr >= 0: // the upstream's own stale-while-revalidate
+			stale = fresh.Add(time.Duration(cc.swr) * time.Second)
+		case cc.sMaxAge < 0: // s-maxage implies proxy-revalidate (RFC 9111 §5.2.2.10)
+			stale = fresh.Add(c.cfg.swr)
+		}
+	}
+	if !stale.After(now) {
+		return nil, 0
+	}
+	return &Entry{Status: status, Header: storedHeader(h, cc, status, len(body)), Body: body, Vary: vary,
+		Born: born, FreshUntil: fresh, StaleUntil: stale}, stale.Sub(now)
+}
+
+// lifetime is the freshness lifetime: s-maxage, else max-age, else Expires minus Date, else the
+// configured TTL, capped by MaxTTL. ok is false when nothing gives one.
+func (c *Cache) lifetime(cc directives, h http.Header, now time.Time) (time.Duration, bool) {
+	var d time.Duration
+	switch {
+	case cc.sMaxAge >= 0:
+		d = time.Duration(cc.sMaxAge) * time.Second
+	case cc.maxAge >= 0:
+		d = time.Duration(cc.maxAge) * time.Second
+	case len(h["Expires"]) > 0:
+		exp, err := http.ParseTime(h["Expires"][0])
+		if err != nil {
+			return 0, true // an invalid Expires means already expired (RFC 9111 §5.3)
+		}
+		date := now
+		if ds, ok := h["Date"]; ok && len(ds) > 0 {
+			if t, err := http.ParseTime(ds[0]); err == nil {
+				date = t
+			}
+		}
+		d = max(exp.Sub(date), 0)
+	case c.cfg.ttl > 0:
+		d = c.cfg.ttl
+	default:
+		return 0, false
+	}
+	if c.cfg.maxTTL > 0 {
+		d = min(d, c.cfg.maxTTL)
+	}
+	return d, true
+}
+
+// parseVary returns the sorted canonical names in Vary; ok is false for "*" or a malformed name.
+func parseVary(lines []string) (names []string, ok bool) {
+	for _, line := range lines {
+		for f := range strings.SplitSeq(line, ",") {
+			f = strings.TrimSpace(f)
+			if f == "" {
+				continue
+			}
+			if !validToken(f) || f == "*" {
+				return nil, false
+			}
+			names = append(names, http.CanonicalHeaderKey(f))
+		}
+	}
+	if len(names) == 0 {
+		return nil, true
+	}
+	slices.Sort(names)
+	return slices.Compact(names), true
+}
+
+// storedHeader copies the replayable fields of h and sets Content-Length to the body size.
+func storedHeader(h http.Header, cc directives, status, bodyLen int) http.Header {
+	out := h.Clone()
+	for _, f := range out["Connection"] {
+		for name := range strings.SplitSeq(f, ",") {
+			out.Del(strings.TrimSpace(name))
+		}
+	}
+	for _, name := range hopHeaders {
+		delete(out, name)
+	}
+	delete(out, "Set-Cookie")
+	for _, name := range cc.noCacheFields {
+		delete(out, name)
+	}
+	for _, name := range cc.privateFields {
+		delete(out, name)
+	}
+	if status == http.StatusNoContent {
+		delete(out, "Content-Length") // RFC 9110 §8.6: never on 204
+	} else {
+		out["Content-Length"] = []string{strconv.Itoa(bodyLen)}
+	}
+	return out
+}

@@ -1,0 +1,130 @@
+package cache_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatewaykit/gatewaykit/cache"
+	"github.com/gatewaykit/gatewaykit/internal/redistest"
+)
+
+func redisClientForValidation(t *testing.T) redis.UniversalClient {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestRedisStoreSharedByTwoInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	clk := newClock()
+	o := newOrigin("Cache-Control", "max-age=60", "Vary", "Accept-Language")
+	a := newCache(t, cache.WithStore(cache.RedisStore(rdb)), cache.WithClock(clk.Now)).Wrap(o)
+	b := newCache(t, cache.WithStore(cache.RedisStore(rdb)), cache.WithClock(clk.Now)).Wrap(o)
+
+	first := get(a, "/shared", header("Accept-Language", "en"))
+	if first.xcache() != "MISS" {
+		t.Fatalf("first = %+v", first)
+	}
+	clk.Advance(3 * time.Second)
+	r := get(b, "/shared", header("Accept-Language", "en"))
+	if r.xcache() != "HIT" || r.body != first.body || r.h.Get("Age") != "3" || o.calls.Load() != 1 {
+		t.Fatalf("instance b = %+v, calls %d", r, o.calls.Load())
+	}
+	if r := get(b, "/shared", header("Accept-Language", "de")); r.xcache() != "MISS" {
+		t.Fatalf("other variant = %q", r.xcache())
+	}
+
+	// Keys carry the prefix and a TTL; per-user keys hold no user data.
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 3 { // the Vary marker and two variants
+		t.Fatalf("keys = %v", keys)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, cache.DefaultRedisPrefix) || len(k) != len(cache.DefaultRedisPrefix)+64 {
+			t.Errorf("key %q", k)
+		}
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		if err != nil || ttl <= 0 || ttl > 60*time.Second {
+			t.Errorf("key %q TTL %v %v", k, ttl, err)
+		}
+	}
+}
+
+func TestRedisPerUserIsolationAndPrefix(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	o := newOrigin()
+	opts := []cache.Option{cache.TTL(time.Minute), cache.PerIdentity(), cache.WithStore(cache.RedisStore(rdb, cache.KeyPrefix("t:")))}
+	a, b := newCache(t, opts...).Wrap(o), newCache(t, opts...).Wrap(o)
+	get(a, "/d", as("alice"))
+	if r := get(b, "/d", as("bob")); r.xcache() != "MISS" || !strings.HasSuffix(r.body, "user=bob") {
+		t.Fatalf("bob = %+v", r)
+	}
+	if r := get(b, "/d", as("alice")); r.xcache() != "HIT" || !strings.HasSuffix(r.body, "user=alice") {
+		t.Fatalf("alice on b = %+v", r)
+	}
+	keys, _ := rdb.Keys(context.Background(), "*").Result()
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "t:") || strings.Contains(k, "alice") {
+			t.Errorf("key %q", k)
+		}
+	}
+}
+
+func TestRedisKilledStillServesAndRecovers(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client() // default go-redis settings (retries with backoff): the store timeout bounds them
+	o := newOrigin("Cache-Control", "max-age=60")
+	h := newCache(t, cache.WithStore(cache.RedisStore(rdb))).Wrap(o)
+	get(h, "/k")
+	if r := get(h, "/k"); r.xcache() != "HIT" {
+		t.Fatalf("before kill: %q", r.xcache())
+	}
+	srv.Kill()
+	for i := range 5 {
+		start := time.Now()
+		r := get(h, "/k")
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("request %d took %v with Redis down", i, d)
+		}
+		if r.status != http.StatusOK || r.xcache() != "BYPASS" || !strings.HasPrefix(r.body, "call=") {
+			t.Fatalf("request %d with Redis down: %+v", i, r)
+		}
+	}
+	if o.calls.Load() != 6 {
+		t.Fatalf("calls = %d, want 6", o.calls.Load())
+	}
+	srv.Restart()
+	waitFor(t, func() bool { return get(h, "/k").xcache() == "HIT" })
+}
+
+func TestRedisCorruptEntryIsAMiss(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	o := newOrigin("Cache-Control", "max-age=60")
+	c := newCache(t, cache.WithStore(cache.RedisStore(rdb)))
+	h := c.Wrap(o)
+	get(h, "/c")
+	ctx := context.Background()
+	keys, _ := rdb.Keys(ctx, "*").Result()
+	if len(keys) != 1 {
+		t.Fatalf("keys = %v", keys)
+	}
+	rdb.Set(ctx, keys[0], "garbage", time.Minute)
+	if r := get(h, "/c"); r.xcache() != "MISS" {
+		t.Fatalf("corrupt entry: %q", r.xcache())
+	}
+	if r := get(h, "/c"); r.xcache() != "HIT" {
+		t.Fatalf("after overwrite: %q", r.xcache())
+	}
+}

@@ -1,0 +1,82 @@
+package cache
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+const scope = "github.com/gatewaykit/gatewaykit/cache"
+
+// Outcomes, as in X-Cache and the outcome attribute.
+const (
+	outHit = iota
+	outMiss
+	outStale
+	outBypass
+	outCount
+)
+
+var xcache = [outCount]string{"HIT", "MISS", "STALE", "BYPASS"}
+
+const (
+	opGet = iota
+	opSet
+)
+
+// logEvery is the minimum interval between two store-failure log records of one Cache.
+const logEvery = 10 * time.Second
+
+type telemetry struct {
+	requests    metric.Int64Counter
+	storeErrors metric.Int64Counter
+	outcomes    [outCount][]metric.AddOption // prebuilt, so Add does not allocate its variadic slice
+	ops         [2][]metric.AddOption
+	logger      *slog.Logger
+	nextLog     atomic.Int64 // unix nanos before which store failures are not logged
+	suppressed  atomic.Int64
+}
+
+func newTelemetry(mp metric.MeterProvider, logger *slog.Logger) (*telemetry, error) {
+	m := mp.Meter(scope)
+	t := &telemetry{logger: logger}
+	var err error
+	if t.requests, err = m.Int64Counter("gatewaykit.cache.requests", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests seen by the response cache, by outcome (hit, miss, stale, bypass).")); err != nil {
+		return nil, err
+	}
+	if t.storeErrors, err = m.Int64Counter("gatewaykit.cache.store.errors", metric.WithUnit("{error}"),
+		metric.WithDescription("Failed or timed-out store calls, by operation (get, set); each get failure bypasses the cache.")); err != nil {
+		return nil, err
+	}
+	for i, name := range []string{"hit", "miss", "stale", "bypass"} {
+		t.outcomes[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", name)))}
+	}
+	for i, name := range []string{"get", "set"} {
+		t.ops[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("op", name)))}
+	}
+	return t, nil
+}
+
+func (t *telemetry) count(ctx context.Context, outcome int) {
+	t.requests.Add(ctx, 1, t.outcomes[outcome]...)
+}
+
+// storeFailed counts a store failure and logs it at most once per logEvery, with the number of
+// failures not logged since the previous record.
+func (t *telemetry) storeFailed(ctx context.Context, op int, err error) {
+	t.storeErrors.Add(ctx, 1, t.ops[op]...)
+	now := time.Now().UnixNano()
+	next := t.nextLog.Load()
+	if now < next || !t.nextLog.CompareAndSwap(next, now+int64(logEvery)) {
+		t.suppressed.Add(1)
+		return
+	}
+	t.logger.LogAttrs(ctx, slog.LevelWarn, "cache: store failed, serving without the cache",
+		slog.String("op", []string{"get", "set"}[op]), slog.Any("error", err),
+		slog.Int64("suppressed", t.suppressed.Swap(0)))
+}
