@@ -1,0 +1,47 @@
+// Package telemetry is the gateway's OpenTelemetry setup: server spans and HTTP metrics from
+// otelhttp named after the ServeMux pattern, a structured slog access log line per request, an
+// upstream http.RoundTripper that propagates W3C trace context, and Setup, which installs the
+// OTel SDK with a Prometheus exporter on its own registry.
+//
+// # Composition
+//
+//	sdk, err := telemetry.Setup(telemetry.ServiceName("shop-gateway"))  // installs the globals
+//	defer sdk.Shutdown(context.Background())
+//	tel, err := telemetry.New()                          // otelhttp + access log
+//	upstream, err := telemetry.NewTransport(nil)         // client spans + traceparent
+//	handler := gatewaykit.Chain(guards..., gatewaykit.RequestID, tel.Wrap)(mux)
+//	admin.Handle("GET /metrics", sdk.Metrics)
+//
+// The middleware must wrap the ServeMux directly: it reads r.Pattern after routing (span name
+// "GET /api/orders/{id}", http.route on the span and the metrics). Unmatched requests get the
+// span name "GET" and no route: raw paths never become span names or metric attributes.
+//
+// # Access log
+//
+// One line per request at slog.LevelInfo (AccessLogLevel), message "request", with: method,
+// route (the pattern's path, "" when unmatched), path (r.URL.Path), status, duration, bytes
+// (response body bytes), and when known request_id (gatewaykit.RequestIDFrom), subject (the
+// gatewaykit.Identity, see RecordIdentity and SetSubject), upstream (SetUpstream; several are
+// joined with ","), trace_id and span_id (the server span).
+//
+// # Metric names
+//
+// Every gatewaykit metric is named gatewaykit.<package>.<what>, with a UCUM unit and a few
+// documented low-cardinality attributes (never raw paths, user IDs, keys or tokens); each
+// package documents its own in its package doc, for example gatewaykit.guard.rejections
+// {guard.check, guard.reason}. Meter and tracer names are the package import paths. HTTP metrics
+// follow the OpenTelemetry semantic conventions as otelhttp records them:
+//
+//   - http.server.request.duration (s, histogram), http.server.request.body.size and
+//     http.server.response.body.size (By): attributes http.request.method,
+//     http.response.status_code, http.route, url.scheme, network.protocol.*, server.address,
+//     server.port.
+//   - http.client.request.duration (s), http.client.request.body.size (By) from NewTransport:
+//     http.request.method, http.response.status_code, server.address, server.port.
+//
+// The Prometheus exporter translates names with underscores and unit and type suffixes:
+// gatewaykit.guard.rejections becomes gatewaykit_guard_rejections_total and
+// http.server.request.duration becomes http_server_request_duration_seconds (_bucket, _sum,
+// _count); the resource is exposed as target_info{service_name=...}. Setup's registry also holds
+// the Go runtime (go_*) and process (process_*) collectors.
+package telemetry

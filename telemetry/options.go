@@ -1,0 +1,104 @@
+package telemetry
+
+import (
+	"errors"
+	"log/slog"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Option configures New and NewTransport.
+type Option func(*config) error
+
+type config struct {
+	tp       trace.TracerProvider
+	mp       metric.MeterProvider
+	prop     propagation.TextMapPropagator
+	logger   *slog.Logger
+	level    slog.Level
+	noAccess bool
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{level: slog.LevelInfo}
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("telemetry: nil option")
+		}
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	if c.tp == nil {
+		c.tp = otel.GetTracerProvider()
+	}
+	if c.mp == nil {
+		c.mp = otel.GetMeterProvider()
+	}
+	if c.prop == nil {
+		c.prop = otel.GetTextMapPropagator()
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	return c, nil
+}
+
+// WithTracerProvider sets the tracer provider (default otel.GetTracerProvider() at construction).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return errors.New("telemetry: WithTracerProvider: nil provider")
+		}
+		c.tp = tp
+		return nil
+	}
+}
+
+// WithMeterProvider sets the meter provider (default otel.GetMeterProvider() at construction).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) error {
+		if mp == nil {
+			return errors.New("telemetry: WithMeterProvider: nil provider")
+		}
+		c.mp = mp
+		return nil
+	}
+}
+
+// WithPropagators sets how trace context is read from requests and written to upstream requests
+// (default otel.GetTextMapPropagator() at construction; Setup installs W3C trace context and
+// baggage).
+func WithPropagators(p propagation.TextMapPropagator) Option {
+	return func(c *config) error {
+		if p == nil {
+			return errors.New("telemetry: WithPropagators: nil propagator")
+		}
+		c.prop = p
+		return nil
+	}
+}
+
+// WithLogger sets the access logger (default slog.Default()). Applies to New.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("telemetry: WithLogger: nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// AccessLogLevel sets the level of access log lines (default slog.LevelInfo). Applies to New.
+func AccessLogLevel(level slog.Level) Option {
+	return func(c *config) error { c.level = level; return nil }
+}
+
+// WithoutAccessLog turns the access log off (spans and metrics stay). Applies to New.
+func WithoutAccessLog() Option {
+	return func(c *config) error { c.noAccess = true; return nil }
+}
