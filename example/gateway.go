@@ -322,11 +322,16 @@ func newGateway(ctx context.Context, cfg Config, sdk *telemetry.SDK, rdb redis.U
 	}
 	mux.Handle("GET /metrics", sdk.Metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		counts := map[string]int{}
+		// Per service: instances the resolver reports healthy, and those the proxy routes to
+		// (healthy and not ejected by passive health checks).
+		services := map[string]map[string]int{}
 		for name, p := range proxies {
-			counts[name] = len(p.Instances())
+			ictx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			healthy, _ := res.Instances(ictx, name)
+			cancel()
+			services[name] = map[string]int{"healthy": len(healthy), "routable": len(p.Instances())}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "instances": counts})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "services": services})
 	})
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gatewaykit.WriteProblem(w, r, gatewaykit.NewProblem(http.StatusNotFound, "no route for this path"))

@@ -137,7 +137,9 @@ func newResolver(ctx context.Context, cfg Config, demo *demoServices, sdk *telem
 		done.add(func() { _ = res.Close() })
 		return res, nil
 	}
-	client, err := api.NewClient(&api.Config{Address: cfg.Consul})
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second}
+	done.add(tr.CloseIdleConnections)
+	client, err := api.NewClient(&api.Config{Address: cfg.Consul, Transport: tr})
 	if err != nil {
 		return nil, fmt.Errorf("-consul: %w", err)
 	}

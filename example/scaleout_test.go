@@ -1,0 +1,97 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gatewaykit/gatewaykit/auth/authtest"
+	"github.com/gatewaykit/gatewaykit/internal/consultest"
+	"github.com/gatewaykit/gatewaykit/internal/redistest"
+)
+
+// TestTourRedis is the tour with rate limits, API keys and the response cache in a real Redis.
+func TestTourRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := testConfig()
+	cfg.Redis = "redis://" + srv.Addr + "/0"
+	g := start(t, cfg)
+	tour(t, g, false)
+
+	// The state really is in Redis.
+	keys, err := srv.Client().Keys(t.Context(), "gatewaykit:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rl, apikey, cached bool
+	for _, k := range keys {
+		rl = rl || strings.HasPrefix(k, "gatewaykit:rl:")
+		apikey = apikey || strings.HasPrefix(k, "gatewaykit:apikey:")
+		cached = cached || strings.HasPrefix(k, "gatewaykit:cache:")
+	}
+	if !rl || !apikey || !cached {
+		t.Fatalf("Redis keys (rate limit %v, API keys %v, cache %v): %q", rl, apikey, cached, keys)
+	}
+}
+
+// TestTwoGatewaysShareRedisLimit: two gateway processes on one Redis enforce one per-user limit
+// together, and an API key created by one is accepted by the other.
+func TestTwoGatewaysShareRedisLimit(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := testConfig()
+	cfg.Redis = "redis://" + srv.Addr + "/0"
+	cfg.Limits.PerUser.Count = 6
+	a := start(t, cfg)
+	b := start(t, cfg)
+	free, _ := a.apiKeys() // created by a, stored in Redis
+
+	for i := range 6 {
+		g := a
+		if i%2 == 1 {
+			g = b
+		}
+		r := g.get("/api/products", free)
+		expect(t, r, http.StatusOK)
+		if rem, _ := strconv.Atoi(r.Header.Get("X-Ratelimit-Remaining")); rem != 5-i {
+			t.Fatalf("request %d: X-RateLimit-Remaining %q, want %d (one counter for both gateways)", i, r.Header.Get("X-Ratelimit-Remaining"), 5-i)
+		}
+	}
+	for _, g := range []*gw{a, b} {
+		r := g.get("/api/products", free)
+		if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("7th request: %d %v %s", r.StatusCode, r.Header, r.body)
+		}
+	}
+}
+
+// TestTourConsul is the tour with the demo services registered in a real Consul agent and
+// resolved through it.
+func TestTourConsul(t *testing.T) {
+	agent := consultest.Start(t)
+	cfg := testConfig()
+	cfg.Consul = agent.Addr
+	g := start(t, cfg)
+	if !strings.Contains(g.out.String(), "registered services in Consul") {
+		t.Fatalf("no registration log:\n%s", g.out)
+	}
+	tour(t, g, true)
+}
+
+// TestExternalIssuer: with -issuer the demo identity provider and /demo endpoints are off, and
+// tokens of the external issuer are accepted.
+func TestExternalIssuer(t *testing.T) {
+	iss := authtest.Start(t, "ES256")
+	cfg := testConfig()
+	cfg.Issuer = iss.URL()
+	g := start(t, cfg)
+	expect(t, g.get("/demo/token?sub=alice"), http.StatusNotFound)
+	if strings.Contains(g.out.String(), "DEMO MODE") {
+		t.Fatal("demo mode logged with an external issuer")
+	}
+	tok := iss.Token(t, map[string]any{"sub": "alice", "aud": "gatewaykit-example", "roles": []string{"customer"}})
+	r := g.get("/api/users/alice", "Authorization: Bearer "+tok)
+	expect(t, r, http.StatusOK)
+	wrongAud := iss.Token(t, map[string]any{"sub": "alice", "aud": "elsewhere"})
+	expect(t, g.get("/api/users/alice", "Authorization: Bearer "+wrongAud), http.StatusUnauthorized)
+}
