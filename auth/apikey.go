@@ -208,6 +208,9 @@ func (k *APIKeys) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSingle(key); err != nil {
+		return nil, err
+	}
 	id, ok := parseAPIKey(key)
 	if !ok {
 		return nil, fmt.Errorf("%w: not an API key", ErrMalformed)

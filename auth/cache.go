@@ -30,6 +30,9 @@ func newResultCache[V any](size int, maxTTL time.Duration, clock func() time.Tim
 	rc := &resultCache[V]{key: maphash.MakeSeed(), check: maphash.MakeSeed(), clock: clock, maxTTL: maxTTL}
 	c, err := otter.New(&otter.Options[uint64, cached[V]]{
 		MaximumSize: size,
+		// otter checks expiry on every read with this clock (ours, so tests can move it): a hit
+		// needs no second clock reading.
+		Clock: otterClock(clock),
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[uint64, cached[V]]) time.Duration {
 			return time.Duration(e.Value.exp - rc.clock().UnixNano())
 		}),
@@ -41,10 +44,11 @@ func newResultCache[V any](size int, maxTTL time.Duration, clock func() time.Tim
 	return rc, nil
 }
 
-// get returns the cached value for the credential, if present and not expired.
+// get returns the cached value for the credential, if present and not expired. It reads the clock
+// once (inside otter) and hashes the credential twice.
 func (rc *resultCache[V]) get(cred string) (v V, ok bool) {
-	e, ok := rc.c.GetIfPresent(maphash.String(rc.key, cred))
-	if !ok || e.check != maphash.String(rc.check, cred) || rc.clock().UnixNano() >= e.exp {
+	e, ok := rc.c.GetIfPresent(maphash.String(rc.key, cred)) // expired entries are not returned
+	if !ok || e.check != maphash.String(rc.check, cred) {
 		return v, false
 	}
 	return e.val, true
@@ -69,3 +73,12 @@ func (rc *resultCache[V]) clear() { rc.c.InvalidateAll() }
 
 // close stops the cache's clean-up goroutine.
 func (rc *resultCache[V]) close() { rc.c.StopAllGoroutines() }
+
+// otterClock adapts an injectable clock to otter.
+type otterClock func() time.Time
+
+func (c otterClock) NowNano() int64 { return c().UnixNano() }
+
+// Tick serves otter's periodic clean-up (once a second). The ticker is not stopped when the cache
+// closes; since Go 1.23 an unreferenced ticker is garbage collected.
+func (c otterClock) Tick(d time.Duration) <-chan time.Time { return time.NewTicker(d).C }

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/gatewaykit/gatewaykit"
 )
@@ -32,6 +35,7 @@ type Introspection struct {
 	cache    *resultCache[*gatewaykit.Identity]
 	negative *resultCache[struct{}]
 	negTTL   time.Duration
+	flight   singleflight.Group
 
 	closers   []func()
 	closeOnce sync.Once
@@ -104,10 +108,18 @@ func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, er
 			return nil, fmt.Errorf("%w: inactive token (cached)", ErrInvalidCredential)
 		}
 	}
-	claims, err := in.introspect(r.Context(), tok)
+	if err := checkSingle(tok); err != nil {
+		return nil, err
+	}
+	// Concurrent requests with the same unknown token share one introspection call, detached from
+	// the first caller's cancellation so that its departure does not fail the others.
+	v, err, _ := in.flight.Do(tok, func() (any, error) {
+		return in.introspect(context.WithoutCancel(r.Context()), tok)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: introspection: %w", ErrUnavailable, err)
 	}
+	claims := maps.Clone(v.(map[string]any)) // each caller may add "sub" below
 	if active, _ := claims["active"].(bool); !active {
 		if in.negative != nil {
 			in.negative.set(tok, struct{}{}, time.Time{})
@@ -120,6 +132,9 @@ func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, er
 		if !in.clock().Before(exp) {
 			return nil, ErrExpired
 		}
+	}
+	if v, ok := claims["nbf"].(float64); ok && in.clock().Before(time.Unix(int64(v), 0)) {
+		return nil, ErrNotYetValid
 	}
 	if _, ok := claims["sub"].(string); !ok {
 		if cid, ok := claims["client_id"].(string); ok {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,5 +134,28 @@ func TestNewIntrospectionValidation(t *testing.T) {
 			_ = in.Close()
 			t.Errorf("%s accepted", name)
 		}
+	}
+}
+
+func TestIntrospectionConcurrentMissesShareOneCall(t *testing.T) {
+	iss := authtest.Start(t, "ES256")
+	in := newIntrospection(t, iss.IntrospectionURL())
+	tok := iss.MintOpaque(map[string]any{"sub": "alice"})
+	iss.SetDelay(100 * time.Millisecond)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 200 {
+		wg.Go(func() {
+			if id, err := in.Authenticate(reqWith(bearer(tok))); err != nil || id.Subject != "alice" {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d failures", failed.Load())
+	}
+	if n := iss.Introspections(); n != 1 {
+		t.Fatalf("%d introspection calls for one token, want 1", n)
 	}
 }

@@ -186,6 +186,9 @@ func (j *JWT) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 
 // verify checks a token the cache does not know.
 func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, error) {
+	if err := checkSingle(tok); err != nil {
+		return nil, err
+	}
 	switch strings.Count(tok, ".") {
 	case 2:
 	case 0:

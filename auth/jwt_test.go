@@ -218,17 +218,15 @@ func TestJWTHMAC(t *testing.T) {
 func TestJWTCacheNeverOutlivesExp(t *testing.T) {
 	iss := authtest.Start(t, "ES256")
 	jwks, _ := iss.JWKS()
-	now := time.Now()
-	clock := func() time.Time { return now }
-	j := newJWT(t, auth.WithKeySetJSON(jwks), auth.WithAlgorithms("ES256"), auth.WithLeeway(0), auth.WithClock(func() time.Time { return clock() }))
-	tok := iss.Token(t, map[string]any{"sub": "a", "exp": now.Add(10 * time.Second).Unix()})
+	clock := newFakeClock()
+	j := newJWT(t, auth.WithKeySetJSON(jwks), auth.WithAlgorithms("ES256"), auth.WithLeeway(0), auth.WithClock(clock.Now))
+	tok := iss.Token(t, map[string]any{"sub": "a", "exp": clock.Now().Add(10 * time.Second).Unix()})
 	for range 3 {
 		if _, err := j.Authenticate(reqWith(bearer(tok))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	later := now.Add(11 * time.Second)
-	clock = func() time.Time { return later }
+	clock.Advance(11 * time.Second)
 	if _, err := j.Authenticate(reqWith(bearer(tok))); !errors.Is(err, auth.ErrExpired) {
 		t.Fatalf("after exp: %v", err)
 	}

@@ -93,6 +93,9 @@ func (g *gate) strip(h http.Header) {
 
 func (g *gate) wrap(a Authenticator, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header == nil { // only hand-built requests; servers always set it
+			r.Header = make(http.Header)
+		}
 		g.strip(r.Header)
 		id, err := a.Authenticate(r)
 		ctx := r.Context()
@@ -114,7 +117,7 @@ func (g *gate) wrap(a Authenticator, next http.Handler) http.Handler {
 		// so an append by a later handler copies instead of writing into its neighbour.
 		vals := make([]string, len(g.headers))
 		for i, uh := range g.headers {
-			if vals[i] = uh.value(id); vals[i] != "" {
+			if vals[i] = uh.value(id); vals[i] != "" && validHeaderValue(vals[i]) {
 				r.Header[uh.name] = vals[i : i+1 : i+1]
 			}
 		}
@@ -212,3 +215,14 @@ func (c *Combined) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 
 // Wrap returns next behind the combined authentication. The method value is a gatewaykit.Middleware.
 func (c *Combined) Wrap(next http.Handler) http.Handler { return c.g.wrap(c, next) }
+
+// validHeaderValue reports whether v may be sent as a header value (no control characters other
+// than tab). A claim that would break the upstream request is dropped rather than forwarded.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/gatewaykit/gatewaykit"
@@ -133,5 +134,37 @@ func TestNewMiddleware(t *testing.T) {
 	}
 	if _, err := auth.First().Authenticate(reqWith(nil)); !errors.Is(err, auth.ErrNoCredentials) {
 		t.Fatalf("empty First: %v", err)
+	}
+}
+
+func TestUpstreamHeaderDropsControlCharacters(t *testing.T) {
+	iss := authtest.Start(t, "ES256")
+	jwks, _ := iss.JWKS()
+	j := newJWT(t, auth.WithKeySetJSON(jwks), auth.WithAlgorithms("ES256"))
+	rec := &recorder{}
+	tok := iss.Token(t, map[string]any{"sub": "alice\r\nX-Admin: true", "roles": []string{"user"}})
+	if w := do(t, j.Wrap(rec), bearer(tok)); w.Code != http.StatusOK {
+		t.Fatal(w.Code)
+	}
+	hdr := *rec.headers.Load()
+	if _, ok := hdr["X-User-Id"]; ok {
+		t.Fatalf("header with CRLF forwarded: %q", hdr["X-User-Id"])
+	}
+	if hdr.Get("X-User-Roles") != "user" {
+		t.Fatal("valid header dropped")
+	}
+}
+
+func TestNilRequestHeader(t *testing.T) {
+	r, _ := http.NewRequest(http.MethodGet, "http://gw/", nil)
+	r.Header = nil
+	rec := &recorder{}
+	m, err := auth.NewMiddleware(auth.First(), auth.Optional())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Wrap(rec).ServeHTTP(httptest.NewRecorder(), r)
+	if rec.hits.Load() != 1 {
+		t.Fatal("not served")
 	}
 }

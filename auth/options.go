@@ -193,7 +193,8 @@ type upstreamHeader struct {
 // before authentication, always, including for anonymous requests; then, for an authenticated
 // caller, each header of m is set from the identity. The default is prefix "X-User-" with X-User-ID
 // (the subject) and X-User-Roles (roles joined by ","). An empty prefix deletes only the named
-// headers. Applies to every constructor.
+// headers. A value holding control characters (from a hostile claim) is not sent. Applies to every
+// constructor.
 func WithUpstreamHeaders(prefix string, m map[string]HeaderFunc) Option {
 	return opt("WithUpstreamHeaders", sMiddleware, func(c *config) error {
 		c.headerPrefix = textproto.CanonicalMIMEHeaderKey(prefix)

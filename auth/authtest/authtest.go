@@ -91,15 +91,26 @@ func New(issuerURL, alg string) (*Issuer, error) {
 // Start serves a new issuer for alg on a loopback httptest server that is closed in t.Cleanup.
 func Start(t testing.TB, alg string) *Issuer {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(nil)
-	iss, err := New("http://"+srv.Listener.Addr().String(), alg)
+	iss, srv, err := NewServer(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = iss
-	srv.Start()
 	t.Cleanup(srv.Close)
 	return iss
+}
+
+// NewServer serves a new issuer for alg on a loopback httptest server (plain http; the issuer URL
+// is the server's URL). The caller closes the server.
+func NewServer(alg string) (*Issuer, *httptest.Server, error) {
+	srv := httptest.NewUnstartedServer(nil)
+	iss, err := New("http://"+srv.Listener.Addr().String(), alg)
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	srv.Config.Handler = iss
+	srv.Start()
+	return iss, srv, nil
 }
 
 // URL returns the issuer URL (the "iss" claim).
@@ -337,7 +348,7 @@ func (iss *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 	c, found := iss.opaque[tok]
 	now := iss.now()
 	iss.mu.Unlock()
-	if exp, ok := c["exp"].(int64); found && ok && now.Unix() >= exp {
+	if exp, ok := unix(c["exp"]); found && ok && now.Unix() >= exp {
 		found = false
 	}
 	if !found {
@@ -350,4 +361,19 @@ func (iss *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// unix reads a NumericDate claim given as any Go number.
+func unix(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	case time.Time:
+		return n.Unix(), true
+	}
+	return 0, false
 }
