@@ -102,16 +102,18 @@ func evaluate(alg Algorithm, l Limit, s state, exists bool, now, cost int64) out
 		t := interval(l)
 		capacity := l.burst() * t
 		credit := capacity
+		lag := int64(0) // the clock went back: no refill until it passes the last update again
 		if exists {
+			lag = max(0, s.b-now)
 			credit = min(capacity, s.a+max(0, now-s.b))
 		}
 		need := cost * t
 		if credit < need {
-			return outcome{remaining: credit / t, resetAfter: capacity - credit, retryAfter: need - credit}
+			return outcome{remaining: credit / t, resetAfter: lag + capacity - credit, retryAfter: lag + need - credit}
 		}
 		credit -= need
-		return outcome{allowed: true, remaining: credit / t, resetAfter: capacity - credit,
-			next: state{a: credit, b: now}, expires: now + capacity - credit}
+		return outcome{allowed: true, remaining: credit / t, resetAfter: lag + capacity - credit,
+			next: state{a: credit, b: now + lag}, expires: now + lag + capacity - credit}
 	case FixedWindow:
 		p := int64(l.Period)
 		ws := now - now%p

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatewaykit/gatewaykit"
 	"github.com/gatewaykit/gatewaykit/ratelimit"
@@ -55,4 +58,35 @@ func ExampleLimiter_Allow() {
 	// true 1 <nil>
 	// true 0 <nil>
 	// false 0 <nil>
+}
+
+// Counters in Redis, shared by every gateway instance. A Redis store can fail, so the limiter
+// must be told what to do then: here, admit (the limit protects capacity, not security).
+func ExampleNewRedisStore() {
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}})
+	defer rdb.Close()
+	store, err := ratelimit.NewRedisStore(rdb)
+	if err != nil {
+		panic(err)
+	}
+	lim, err := ratelimit.New([]ratelimit.Rule{
+		{Name: "user", Limit: ratelimit.PerMinute(100), Key: ratelimit.BySubject()},
+	}, ratelimit.WithStore(store), ratelimit.FailOpen(), ratelimit.WithStoreTimeout(50*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
+	_ = lim // mux.Handle("/api/", gatewaykit.Chain(authn.Wrap, lim.Wrap)(proxy))
+}
+
+// The approximate mode: lease batches of 50 from Redis and spend them locally.
+func ExampleNewLeaseStore() {
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}})
+	defer rdb.Close()
+	shared, _ := ratelimit.NewRedisStore(rdb)
+	leased, _ := ratelimit.NewLeaseStore(shared, ratelimit.LeaseBatch(50), ratelimit.LeaseMaxAge(time.Second))
+	lim, err := ratelimit.New([]ratelimit.Rule{
+		{Name: "service-orders", Limit: ratelimit.PerMinute(50000), Key: ratelimit.Constant("orders")},
+	}, ratelimit.WithStore(leased), ratelimit.FailClosed())
+	fmt.Println(lim != nil, err)
+	// Output: true <nil>
 }

@@ -17,7 +17,8 @@ import (
 // store for a batch per rule lacking tokens (one round trip, all rules at once, granting up to the
 // batch: fewer near the limit), then decides locally. One fetch per key is in flight per instance;
 // concurrent requests for the same key wait for it. When the shared store rejects, the rejection
-// is remembered until its RetryAfter, so a flood of rejected requests costs no round trips either.
+// is remembered until its RetryAfter (for GCRA and TokenBucket: until a whole batch has refilled),
+// so a flood of rejected requests costs about one round trip per batch too.
 // A request rejected by one rule consumes no token from the others.
 //
 // Accuracy: every admitted request was counted by the shared store, possibly earlier (when its
@@ -125,23 +126,27 @@ func NewLeaseStore(remote Store, opts ...LeaseOption) (*LeaseStore, error) {
 
 func (s *LeaseStore) batchFor(l Limit) int64 { return min(s.batch, max(1, l.Count/16)) }
 
-func (s *LeaseStore) hash(r *Request) uint64 {
-	var h maphash.Hash
-	h.SetSeed(s.seed)
-	_, _ = h.WriteString(r.Rule)
-	_ = h.WriteByte(0)
-	_ = h.WriteByte(byte(r.Algorithm))
-	_, _ = h.WriteString(r.Key)
-	return h.Sum64()
-}
+func (s *LeaseStore) hash(r *Request) uint64 { return keyHash(s.seed, r) }
 
 func (s *LeaseStore) shard(k uint64) *leaseShard { return &s.shards[k>>58] }
 
 // Take implements Store (see LeaseStore). Errors come from the shared store.
 func (s *LeaseStore) Take(ctx context.Context, now time.Time, reqs []Request, res []Result) error {
+	_, err := s.take(ctx, now, reqs, res, false)
+	return err
+}
+
+// takeLocal decides from the leases alone, without waiting or I/O; decided is false when a fetch
+// is needed (the Limiter then calls Take under its store timeout).
+func (s *LeaseStore) takeLocal(now time.Time, reqs []Request, res []Result) (decided bool) {
+	decided, _ = s.take(context.Background(), now, reqs, res, true)
+	return decided
+}
+
+func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, res []Result, localOnly bool) (bool, error) {
 	n := len(reqs)
 	if n > MaxRules || len(res) < n {
-		return ErrTooManyRules
+		return true, ErrTooManyRules
 	}
 	var keys [MaxRules]uint64
 	var order [MaxRules]uint8
@@ -193,7 +198,11 @@ func (s *LeaseStore) Take(ctx context.Context, now time.Time, reqs []Request, re
 				res[i] = s.result(le, &reqs[i], nowNs, false)
 			}
 			unlock()
-			return nil
+			return true, nil
+		}
+		if localOnly && (wait != nil || nn > 0) {
+			unlock()
+			return false, nil
 		}
 		if wait != nil {
 			unlock()
@@ -201,7 +210,7 @@ func (s *LeaseStore) Take(ctx context.Context, now time.Time, reqs []Request, re
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return ctx.Err()
+				return true, ctx.Err()
 			}
 		}
 		if nn == 0 { // every rule has tokens: admit locally
@@ -211,7 +220,7 @@ func (s *LeaseStore) Take(ctx context.Context, now time.Time, reqs []Request, re
 				res[i] = s.result(le, &reqs[i], nowNs, true)
 			}
 			unlock()
-			return nil
+			return true, nil
 		}
 		// fetch batches for the rules lacking tokens
 		done := make(chan struct{})
@@ -261,6 +270,10 @@ func (s *LeaseStore) Take(ctx context.Context, now time.Time, reqs []Request, re
 				}
 			} else if !r.Allowed {
 				le.deniedUntil = nowNs + int64(r.RetryAfter)
+				if a := reqs[i].Algorithm; (a == GCRA || a == TokenBucket) && reqs[i].Limit.burst() >= rreqs[j].Cost {
+					// ask again when a whole batch has refilled, not after every single token
+					le.deniedUntil += (rreqs[j].Cost - 1) * interval(reqs[i].Limit)
+				}
 			}
 		}
 		if err == nil && !all { // rejected: report every rule, none consumed
@@ -275,16 +288,16 @@ func (s *LeaseStore) Take(ctx context.Context, now time.Time, reqs []Request, re
 		unlock()
 		close(done)
 		if err != nil {
-			return err
+			return true, err
 		}
 		if !all {
-			return nil
+			return true, nil
 		}
 	}
 	// Tokens kept being taken by concurrent requests: decide this one exactly.
 	rreqs := make([]Request, n)
 	copy(rreqs, reqs)
-	return s.remote.Take(ctx, now, rreqs, res[:n])
+	return true, s.remote.Take(ctx, now, rreqs, res[:n])
 }
 
 // result describes a rule's lease for the decision's headers.

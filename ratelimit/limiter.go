@@ -277,7 +277,9 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		return Decision{Allowed: true}, kindAllowed, nil, false
 	}
 	var err error
-	if l.remote {
+	if ls, ok := l.store.(*LeaseStore); ok && ls.takeLocal(l.now(), sc.reqs[:n], sc.res[:n]) {
+		// decided from local leases: no I/O, no goroutine
+	} else if l.remote {
 		// The store call runs in its own goroutine so that the timeout holds even when the client
 		// ignores context deadlines (go-redis without ContextTimeoutEnabled waits for its own
 		// ReadTimeout). On timeout the call is abandoned and finishes on its own.

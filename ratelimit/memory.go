@@ -27,8 +27,8 @@ const MemoryBytesPerKey = 128
 // n²/2^65 for n live keys (3e-8 for a million): negligible for rate limiting.
 //
 // Expiry: an entry is dropped once its state is no longer needed (a full bucket, an ended window).
-// Expired entries are removed lazily: when a key is inserted, two sampled entries of its shard are
-// checked and the expired ones deleted. Bound: when a shard is full, inserting checks 8 sampled
+// Expired entries are removed lazily: when a key is inserted into a shard more than half full, two
+// sampled entries of the shard are checked and the expired ones deleted. Bound: when a shard is full, inserting checks 8 sampled
 // entries and deletes the expired ones or else the one closest to expiry. Evicting an unexpired
 // entry forgets that key's usage (the key starts afresh, which can admit up to one more burst for
 // it), so size MaxKeys above the number of keys active within a Period. A flood of distinct keys
@@ -111,14 +111,24 @@ func (s *MemoryStore) Len() int {
 	return n
 }
 
-func (s *MemoryStore) hash(r *Request) uint64 {
-	var h maphash.Hash
-	h.SetSeed(s.seed)
-	_, _ = h.WriteString(r.Rule)
-	_ = h.WriteByte(0)
-	_ = h.WriteByte(byte(r.Algorithm))
-	_, _ = h.WriteString(r.Key)
-	return h.Sum64()
+func (s *MemoryStore) hash(r *Request) uint64 { return keyHash(s.seed, r) }
+
+// keyHash identifies (rule, algorithm, key) by 64 bits: two keyed hashes (aeshash, random seed)
+// combined by a bijective mix, so for a given rule distinct keys collide only when their keyed
+// hashes do.
+func keyHash(seed maphash.Seed, r *Request) uint64 {
+	h := maphash.String(seed, r.Key)
+	salt := maphash.String(seed, r.Rule) + uint64(r.Algorithm)*0x9E3779B97F4A7C15
+	return mix64(h ^ salt)
+}
+
+// mix64 is the SplitMix64 finalizer, a bijection that spreads every input bit.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xBF58476D1CE4E5B9
+	x ^= x >> 27
+	x *= 0x94D049BB133111EB
+	return x ^ x>>31
 }
 
 // Take implements Store. It returns an error only for more than MaxRules requests; ctx is not
@@ -132,7 +142,7 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 	var (
 		keys  [MaxRules]uint64
 		order [MaxRules]uint8
-		outs  [MaxRules]outcome
+		next  [MaxRules]memEntry
 		logs  [MaxRules]*logEntry
 	)
 	for i := range reqs {
@@ -151,6 +161,7 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 		r := &reqs[i]
 		sh := &s.shards[(keys[i]>>57)&s.mask]
 		cost := r.Cost
+		var o outcome
 		if r.Algorithm == SlidingLog {
 			le := sh.logs[keys[i]]
 			var ts []int64
@@ -161,7 +172,7 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 			if r.UpTo {
 				cost = max(1, min(cost, r.Limit.Count-int64(len(ts))))
 			}
-			outs[i] = logOutcome(r.Limit, ts, nowNs, cost)
+			o = logOutcome(r.Limit, ts, nowNs, cost)
 			logs[i] = le
 		} else {
 			e, ok := sh.m[keys[i]]
@@ -169,15 +180,16 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 			if r.UpTo {
 				cost = max(1, grantable(r.Algorithm, r.Limit, e.st, exists, nowNs, cost))
 			}
-			outs[i] = evaluate(r.Algorithm, r.Limit, e.st, exists, nowNs, cost)
+			o = evaluate(r.Algorithm, r.Limit, e.st, exists, nowNs, cost)
 		}
-		res[i] = Result{Allowed: outs[i].allowed, Remaining: outs[i].remaining,
-			ResetAfter: time.Duration(outs[i].resetAfter), RetryAfter: time.Duration(outs[i].retryAfter)}
-		if outs[i].allowed {
+		res[i] = Result{Allowed: o.allowed, Remaining: o.remaining,
+			ResetAfter: time.Duration(o.resetAfter), RetryAfter: time.Duration(o.retryAfter)}
+		if o.allowed {
 			res[i].RetryAfter = 0
 			res[i].Granted = cost
+			next[i] = memEntry{st: o.next, exp: o.expires}
 		}
-		all = all && outs[i].allowed
+		all = all && o.allowed
 	}
 	for i := range reqs {
 		if !all {
@@ -202,11 +214,10 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 			le.exp = nowNs + int64(r.Limit.Period)
 			continue
 		}
-		e := memEntry{st: outs[i].next, exp: outs[i].expires}
 		if _, ok := sh.m[keys[i]]; !ok {
 			sh.makeRoom(nowNs, s.perShard)
 		}
-		sh.m[keys[i]] = e
+		sh.m[keys[i]] = next[i]
 	}
 	for i := n - 1; i >= 0; i-- {
 		if i == 0 || order[i] != order[i-1] {
@@ -219,7 +230,11 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 // makeRoom removes a few expired entries and, when the shard is full, evicts one. Called with the
 // shard locked, before inserting a new key.
 func (sh *memShard) makeRoom(now int64, limit int) {
-	full := len(sh.m)+len(sh.logs) >= limit
+	size := len(sh.m) + len(sh.logs)
+	if size < limit/2 { // far from the bound: sampling (a map iteration) is not worth its cost
+		return
+	}
+	full := size >= limit
 	sample := 2
 	if full {
 		sample = 8

@@ -24,24 +24,28 @@ for i = 1, n do
   if alg == 0 or alg == 1 then -- GCRA and token bucket (same admissions; different state)
     local cap = burst * T
     local credit
+    local lag = 0 -- token bucket: the clock went back; no refill until it passes the last update
     if alg == 0 then
       local tat = tonumber(redis.call('GET', key) or '0')
       if tat < now then tat = now end
       credit = cap - (tat - now)
     else
       local s = redis.call('HMGET', key, 'c', 'l')
-      if s[1] then credit = math.min(cap, tonumber(s[1]) + math.max(0, now - tonumber(s[2]))) else credit = cap end
+      if s[1] then
+        lag = math.max(0, tonumber(s[2]) - now)
+        credit = math.min(cap, tonumber(s[1]) + math.max(0, now - tonumber(s[2])))
+      else credit = cap end
     end
     if upto then cost = math.max(1, math.min(cost, math.floor(credit / T))) end
     local need = cost * T
     if credit >= need then
       ok = true
       credit = credit - need
-      rem, reset = math.floor(credit / T), cap - credit
+      rem, reset = math.floor(credit / T), lag + cap - credit
       if alg == 0 then writes[i] = {'SET', key, f(now + cap - credit), 'PX', ms(cap - credit)}
-      else writes[i] = {'HSET', key, 'c', f(credit), 'l', f(now)} end
+      else writes[i] = {'HSET', key, 'c', f(credit), 'l', f(now + lag)} end
     else
-      rem, reset, retry = math.floor(credit / T), cap - credit, need - credit
+      rem, reset, retry = math.floor(credit / T), lag + cap - credit, lag + need - credit
     end
   elseif alg == 2 then -- fixed window
     local ws = now - (now % period)
