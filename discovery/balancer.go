@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -25,7 +26,8 @@ type Picker interface {
 }
 
 // RoundRobin returns a balancer that cycles through the endpoints in order, ignoring weights.
-// Over any k*N consecutive picks of one Picker every endpoint is chosen exactly k times.
+// Over any k*N consecutive picks of one Picker every endpoint is chosen exactly k times. Safe for
+// concurrent use; a pick is one atomic increment.
 func RoundRobin() Balancer { return roundRobin{} }
 
 type roundRobin struct{}
@@ -46,7 +48,7 @@ func (p *cyclePicker) Pick(*http.Request) *Endpoint {
 // to its Instance.Weight, interleaved smoothly (the nginx "smooth weighted round robin" order,
 // precomputed, so a pick is one atomic increment). Weights are reduced by their greatest common
 // divisor; when they still sum to more than 4096 they are scaled down, keeping every endpoint at
-// least weight 1.
+// least weight 1. Safe for concurrent use.
 func WeightedRoundRobin() Balancer { return weightedRoundRobin{} }
 
 type weightedRoundRobin struct{}
@@ -97,7 +99,7 @@ func gcd(a, b int) int {
 
 // P2C returns a least-requests balancer using the power of two choices: it samples two distinct
 // endpoints at random and picks the one with fewer requests in flight per unit of weight (ties go
-// to the first sample). It adapts to slow instances without a global scan.
+// to the first sample). It adapts to slow instances without a global scan. Safe for concurrent use.
 func P2C() Balancer { return p2c{} }
 
 type p2c struct{}
@@ -132,10 +134,18 @@ type HashKey func(r *http.Request) string
 // endpoint, for sticky routing: a ring of virtual nodes (100 per unit of relative weight, at most
 // 1000 per endpoint) placed by the xxhash of each instance's ID, so that adding or removing one of
 // N instances moves only about 1/N of the keys, and gateway replicas agree on the placement.
-// Requests without a key are spread at random.
+// Requests without a key are spread at random. Safe for concurrent use if key is. A nil key is
+// refused by WithBalancer.
 func ConsistentHash(key HashKey) Balancer { return consistentHash{key: key} }
 
 type consistentHash struct{ key HashKey }
+
+func (b consistentHash) validate() error {
+	if b.key == nil {
+		return errors.New("discovery: ConsistentHash: key function is nil")
+	}
+	return nil
+}
 
 const vnodesPerWeight = 100
 

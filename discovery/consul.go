@@ -16,6 +16,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 )
 
+// minQueryInterval is the shortest time between the starts of two queries of one watch.
+const minQueryInterval = 50 * time.Millisecond
+
 // ErrClosed is returned by resolvers used after Close.
 var ErrClosed = errors.New("discovery: resolver closed")
 
@@ -24,7 +27,8 @@ var ErrClosed = errors.New("discovery: resolver closed")
 // in a datacenter (WithDatacenter) with an ACL token (WithToken).
 //
 // Each watched service has one goroutine running blocking queries with the last index (no
-// polling: a query returns when the service's health changes or after WithWaitTime). When Consul
+// polling: a query returns when the service's health changes or after WithWaitTime; queries
+// start at least 50ms apart). When Consul
 // fails or is unreachable the last good instance set keeps being served, the failure is counted
 // (gatewaykit.discovery.resolver.errors), logged once when it starts and once when Consul answers
 // again, the staleness gauge grows, and the query is retried with exponential back-off and jitter
@@ -247,8 +251,21 @@ func (c *Consul) query(ctx context.Context, service string, index uint64) ([]Ins
 func (c *Consul) run(ctx context.Context, w *consulWatch) {
 	defer close(w.done)
 	var index uint64
+	var started time.Time
 	backoff := c.backoffMin
 	for {
+		// Rate limit, as Consul asks of blocking-query clients: a service whose health flaps
+		// must not turn the loop into polling.
+		if wait := minQueryInterval - time.Since(started); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		started = time.Now()
 		insts, last, err := c.query(ctx, w.service, index)
 		if ctx.Err() != nil {
 			return

@@ -16,7 +16,11 @@ type Endpoint struct {
 	inst     Instance
 	hostport string
 	weight   int
+
+	// inflight changes on every request: keep it off the cache line of the read-mostly fields.
+	_        [64]byte
 	inflight atomic.Int64
+	_        [56]byte
 
 	// passive health; fails is lock-free, the rest is guarded by Proxy.mu
 	fails        atomic.Int32

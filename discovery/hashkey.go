@@ -26,31 +26,32 @@ func CookieKey(name string) HashKey {
 	return func(r *http.Request) string { return cookieValue(r.Header["Cookie"], prefix) }
 }
 
-// cookieValue finds "name=" (prefix) at the start of a cookie-pair in the Cookie header lines.
+// cookieValue finds the first cookie-pair starting with prefix ("name=") in the Cookie header
+// lines and returns its value.
 func cookieValue(lines []string, prefix string) string {
 	for _, line := range lines {
-		for off := 0; off < len(line); {
-			i := strings.Index(line[off:], prefix)
-			if i < 0 {
-				break
+		for line != "" {
+			for line != "" && (line[0] == ' ' || line[0] == '\t') {
+				line = line[1:]
 			}
-			i += off
-			j := i - 1
-			for j >= 0 && (line[j] == ' ' || line[j] == '\t') {
-				j--
-			}
-			if j < 0 || line[j] == ';' { // at a pair boundary, not inside another name or value
-				v := line[i+len(prefix):]
+			if strings.HasPrefix(line, prefix) {
+				v := line[len(prefix):]
 				if k := strings.IndexByte(v, ';'); k >= 0 {
 					v = v[:k]
 				}
-				v = strings.TrimRight(v, " \t")
+				for v != "" && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+					v = v[:len(v)-1]
+				}
 				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
 					v = v[1 : len(v)-1]
 				}
 				return v
 			}
-			off = i + len(prefix)
+			k := strings.IndexByte(line, ';')
+			if k < 0 {
+				break
+			}
+			line = line[k+1:]
 		}
 	}
 	return ""

@@ -150,6 +150,11 @@ func WithBalancer(b Balancer) Option {
 		if b == nil {
 			return errors.New("discovery: WithBalancer: balancer is nil")
 		}
+		if v, ok := b.(interface{ validate() error }); ok {
+			if err := v.validate(); err != nil {
+				return err
+			}
+		}
 		c.balancer = b
 		return nil
 	}
@@ -379,14 +384,19 @@ func FallbackReject() Fallback { return Fallback{mode: fallbackReject} }
 type headerRoute struct {
 	header   string
 	fallback Fallback
+	allowed  map[string]bool // nil: any tag
 }
 
 // RouteByHeader selects instances by a request header matched against instance tags: with
-// RouteByHeader("X-Service-Version", FallbackTag("v1")), "X-Service-Version: v2" goes to the
-// instances tagged v2, and requests without the header, or naming a tag no healthy instance has,
-// go to the instances tagged v1. Only the first header value is used; matching is exact. NewProxy
-// only.
-func RouteByHeader(header string, fallback Fallback) Option {
+// RouteByHeader("X-Service-Version", FallbackTag("v1"), "v1", "v2"), "X-Service-Version: v2" goes
+// to the instances tagged v2, and requests without the header, with a value outside the allowed
+// list, or naming a tag no healthy instance has, go to the instances tagged v1. Only the first
+// header value is used; matching is exact.
+//
+// The header comes from the client. With no allowed values, any tag of any instance can be
+// selected (including tags such as "primary" or "canary" you may not mean to expose): list the
+// allowed values, or have an earlier middleware set or remove the header. NewProxy only.
+func RouteByHeader(header string, fallback Fallback, allowed ...string) Option {
 	return func(c *config) error {
 		if err := only(c, "RouteByHeader", kindProxy); err != nil {
 			return err
@@ -397,7 +407,17 @@ func RouteByHeader(header string, fallback Fallback) Option {
 		if fallback.mode == 0 || (fallback.mode == fallbackTag && fallback.tag == "") {
 			return errors.New("discovery: RouteByHeader: invalid fallback (use FallbackAll, FallbackTag with a tag, or FallbackReject)")
 		}
-		c.route = &headerRoute{header: textproto.CanonicalMIMEHeaderKey(header), fallback: fallback}
+		r := &headerRoute{header: textproto.CanonicalMIMEHeaderKey(header), fallback: fallback}
+		if len(allowed) > 0 {
+			r.allowed = make(map[string]bool, len(allowed))
+			for _, a := range allowed {
+				if a == "" {
+					return errors.New("discovery: RouteByHeader: empty allowed value")
+				}
+				r.allowed[a] = true
+			}
+		}
+		c.route = r
 		return nil
 	}
 }

@@ -235,10 +235,16 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest, e *Endpoint) {
 	} else {
 		out.Host = ""
 	}
+	if in.Trailer != nil {
+		// The server fills in.Trailer when the body reaches EOF, and the transport sends
+		// out.Trailer after the body: share the map so request trailers reach the upstream
+		// (Request.Clone copies it before the values exist).
+		out.Trailer = in.Trailer
+	}
 
-	peer := in.RemoteAddr
-	if host, _, err := net.SplitHostPort(peer); err == nil {
-		peer = host
+	peer, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		peer = "" // not an IP transport: no X-Forwarded-For entry, as the standard library does
 	}
 	proto := "http"
 	if in.TLS != nil {
@@ -310,6 +316,16 @@ func cutSegmentPrefix(path, prefix string) (string, bool) {
 		return path, false
 	}
 	return rest, true
+}
+
+func fallbackGroup(eps []*Endpoint, tag string) []*Endpoint {
+	var g []*Endpoint
+	for _, e := range eps {
+		if e.inst.HasTag(tag) {
+			g = append(g, e)
+		}
+	}
+	return g
 }
 
 // upstreamError answers a failed forward and records the failure against e.
@@ -429,6 +445,9 @@ func (p *Proxy) rebuild() {
 		groups := map[string][]*Endpoint{}
 		for _, e := range t.admitted {
 			for _, tag := range e.inst.Tags {
+				if p.route.allowed != nil && !p.route.allowed[tag] {
+					continue
+				}
 				if g := groups[tag]; len(g) == 0 || g[len(g)-1] != e {
 					groups[tag] = append(g, e)
 				}
@@ -442,7 +461,11 @@ func (p *Proxy) rebuild() {
 		case fallbackAll:
 			t.fallback = t.picker
 		case fallbackTag:
-			t.fallback = t.byTag[p.route.fallback.tag]
+			if tp, ok := t.byTag[p.route.fallback.tag]; ok {
+				t.fallback = tp // share the picker (and its state) with the header route
+			} else if g := fallbackGroup(t.admitted, p.route.fallback.tag); len(g) > 0 {
+				t.fallback = p.balancer.NewPicker(g) // the fallback tag is not an allowed value
+			}
 		}
 	}
 	p.table.Store(t)

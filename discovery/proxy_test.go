@@ -311,12 +311,12 @@ func TestProxyWebSocketEcho(t *testing.T) {
 func TestProxyTrailers(t *testing.T) {
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		w.Header().Set("Trailer", "X-Checksum")
+		w.Header().Set("Trailer", "X-Checksum, X-Echo")
 		w.WriteHeader(200)
 		_, _ = w.Write(body)
 		sum := sha256.Sum256(body)
 		w.Header().Set("X-Checksum", hex.EncodeToString(sum[:]))
-		w.Header().Set("X-Request-Trailer", r.Trailer.Get("X-Client-Sum"))
+		w.Header().Set("X-Echo", r.Trailer.Get("X-Client-Sum")) // the request's trailer, read after the body
 	})
 	_, front := newProxy(t, []discovery.Instance{instanceOf(t, up)})
 	req, _ := http.NewRequest("POST", front.URL+"/", io.NopCloser(strings.NewReader("payload")))
@@ -336,6 +336,9 @@ func TestProxyTrailers(t *testing.T) {
 	}
 	if got := resp.Trailer.Get("X-Checksum"); got != hex.EncodeToString(sum[:]) {
 		t.Fatalf("response trailer X-Checksum = %q, trailers %v", got, resp.Trailer)
+	}
+	if got := resp.Trailer.Get("X-Echo"); got != "abc" {
+		t.Fatalf("request trailer did not reach the upstream: echoed %q", got)
 	}
 }
 
@@ -428,8 +431,10 @@ func TestProxyClientAbortCancelsUpstream(t *testing.T) {
 		case <-time.After(30 * time.Second):
 		}
 	})
-	p, front := newProxy(t, []discovery.Instance{instanceOf(t, up)},
-		discovery.WithPassiveHealth(discovery.PassiveHealth{ConsecutiveFailures: 1, BaseEjection: time.Minute, MaxEjection: time.Minute, MaxEjectedPercent: 100}))
+	other := upstream(t, echo("other"))
+	// Round robin sends the first request to the slow instance. One failure would eject it.
+	p, front := newProxy(t, []discovery.Instance{instanceOf(t, up), instanceOf(t, other)},
+		discovery.WithPassiveHealth(discovery.PassiveHealth{ConsecutiveFailures: 1, BaseEjection: time.Minute, MaxEjection: time.Minute, MaxEjectedPercent: 50}))
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", front.URL+"/slow", nil)
 	errc := make(chan error, 1)
@@ -451,7 +456,7 @@ func TestProxyClientAbortCancelsUpstream(t *testing.T) {
 		t.Fatal("client request succeeded after cancel")
 	}
 	eventually(t, "in-flight count back to 0", func() bool { return p.InFlight() == 0 })
-	if len(p.Instances()) != 1 {
+	if len(p.Instances()) != 2 {
 		t.Fatal("a client abort counted as an instance failure")
 	}
 }
@@ -560,19 +565,24 @@ func TestProxyRouteByHeader(t *testing.T) {
 		fallback discovery.Fallback
 		header   string
 		want     string // upstream name, "503" or "any"
+		allowed  []string
 	}{
-		{discovery.FallbackTag("v1"), "v2", "v2"},
-		{discovery.FallbackTag("v1"), "canary", "v2"},
-		{discovery.FallbackTag("v1"), "", "v1"},
-		{discovery.FallbackTag("v1"), "v9", "v1"},
-		{discovery.FallbackReject(), "v9", "503"},
-		{discovery.FallbackReject(), "v1", "v1"},
-		{discovery.FallbackTag("v3"), "", "503"},
-		{discovery.FallbackAll(), "", "any"},
+		{discovery.FallbackTag("v1"), "v2", "v2", nil},
+		{discovery.FallbackTag("v1"), "v2", "v2", []string{"v2"}},
+		{discovery.FallbackTag("v1"), "canary", "v1", []string{"v1", "v2"}},
+		{discovery.FallbackReject(), "canary", "503", []string{"v1", "v2"}},
+		{discovery.FallbackTag("v1"), "canary", "v2", nil},
+		{discovery.FallbackTag("v1"), "", "v1", nil},
+		{discovery.FallbackTag("v1"), "v9", "v1", nil},
+		{discovery.FallbackReject(), "v9", "503", nil},
+		{discovery.FallbackReject(), "v1", "v1", nil},
+		{discovery.FallbackTag("v3"), "", "503", nil},
+		{discovery.FallbackAll(), "", "any", nil},
+		{discovery.FallbackTag("v1"), "", "v1", []string{"v2"}}, // fallback tag outside the allowed list
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%v/%s", tt.fallback, tt.header), func(t *testing.T) {
-			_, front := newProxy(t, both, discovery.RouteByHeader("x-service-version", tt.fallback))
+		t.Run(fmt.Sprintf("%v/%s/%v", tt.fallback, tt.header, tt.allowed), func(t *testing.T) {
+			_, front := newProxy(t, both, discovery.RouteByHeader("x-service-version", tt.fallback, tt.allowed...))
 			names := map[string]int{}
 			for range 10 {
 				req, _ := http.NewRequest("GET", front.URL+"/", nil)
@@ -627,6 +637,7 @@ func TestOptionValidation(t *testing.T) {
 	defer res.Close()
 	bad := map[string]discovery.Option{
 		"nil balancer":         discovery.WithBalancer(nil),
+		"nil hash key":         discovery.WithBalancer(discovery.ConsistentHash(nil)),
 		"nil transport":        discovery.WithTransport(nil),
 		"empty prefix":         discovery.StripPrefix("/"),
 		"relative prefix":      discovery.StripPrefix("api"),
@@ -641,6 +652,7 @@ func TestOptionValidation(t *testing.T) {
 		"route header":         discovery.RouteByHeader("bad header", discovery.FallbackAll()),
 		"route zero fallback":  discovery.RouteByHeader("X-V", discovery.Fallback{}),
 		"route empty tag":      discovery.RouteByHeader("X-V", discovery.FallbackTag("")),
+		"route empty allowed":  discovery.RouteByHeader("X-V", discovery.FallbackAll(), "v1", ""),
 		"consul-only option":   discovery.WithDatacenter("dc1"),
 		"static-only option":   discovery.WithHealthCheck(discovery.HealthCheck{Path: "/h", Interval: time.Second}),
 		"nil clock":            discovery.WithClock(nil),

@@ -82,7 +82,7 @@ func TestStaticActiveHealthChecks(t *testing.T) {
 		echo("b")(w, r)
 	})
 	res, err := discovery.NewStatic(map[string][]discovery.Instance{"svc": {instanceOf(t, a), instanceOf(t, b)}},
-		discovery.WithHealthCheck(discovery.HealthCheck{Path: "/healthz", Interval: 20 * time.Millisecond, UnhealthyThreshold: 2}))
+		discovery.WithHealthCheck(discovery.HealthCheck{Path: "/healthz", Interval: 20 * time.Millisecond, Timeout: 10 * time.Second, UnhealthyThreshold: 2}))
 	if err != nil {
 		t.Fatal(err)
 	}
