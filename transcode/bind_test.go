@@ -1,7 +1,10 @@
 package transcode
 
 import (
+	"bytes"
 	"testing"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -45,6 +48,16 @@ func FuzzJSONToMessage(f *testing.F) {
 		}
 		if err == nil {
 			roundTrip(t, d, m, nil)
+		}
+		// Static mode's decoder (grpc-gateway's JSONPb plus the trailing-data check): whatever it
+		// accepts, protojson accepts too, with the same result.
+		sm := &jsonMarshaler{JSONPb: runtime.JSONPb{UnmarshalOptions: d.opts}}
+		var viaGateway testpb.EchoRequest
+		if err := sm.NewDecoder(bytes.NewReader(body)).Decode(&viaGateway); err == nil {
+			var direct testpb.EchoRequest
+			if err := d.opts.Unmarshal(body, &direct); err != nil || !proto.Equal(&direct, &viaGateway) {
+				t.Fatalf("static decoder accepted %q, protojson: %v", body, err)
+			}
 		}
 		for _, name := range []string{"tags", "label", "count", "at"} {
 			m := echoRequestType.New()

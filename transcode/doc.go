@@ -56,6 +56,12 @@
 // whose target is resolved by a discovery adapter registered with grpc.WithResolvers). Close closes
 // the connections the Transcoder dialed.
 //
+// # Tracing
+//
+// The package starts no spans of its own: wrap the handler with otelhttp for the server span, and
+// add the gRPC client span and trace-context propagation to the backend with
+// WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler())).
+//
 // # Metrics
 //
 // gatewaykit.transcode.calls (counter, {call}): transcoded calls and requests rejected after routing,

@@ -35,6 +35,27 @@ func ServiceTarget(service, target string) Option {
 	}
 }
 
+// Services limits NewDynamic to the named services (fully qualified); by default every service of
+// the Source with google.api.http rules is served. Naming a service the Source lacks fails
+// construction. Use it when a descriptor set also describes services that must stay internal.
+func Services(names ...string) Option {
+	return func(c *config) error {
+		if len(names) == 0 {
+			return errors.New("transcode: Services needs at least one name")
+		}
+		if c.services == nil {
+			c.services = map[string]bool{}
+		}
+		for _, n := range names {
+			if n == "" {
+				return errors.New("transcode: Services: empty service name")
+			}
+			c.services[n] = true
+		}
+		return nil
+	}
+}
+
 // route is one HTTP binding of a method.
 type route struct {
 	httpMethod string
@@ -71,6 +92,7 @@ func NewDynamic(target string, src Source, opts ...Option) (*Transcoder, error) 
 	if len(cfg.static) > 0 {
 		return nil, errors.New("transcode: Register applies to New only")
 	}
+
 	files, err := src.files(context.Background())
 	if err != nil {
 		return nil, err
@@ -102,6 +124,9 @@ func (t *Transcoder) buildRoutes(d *dynamic, files *protoregistry.Files, target 
 		for i := 0; i < svcs.Len(); i++ {
 			svc := svcs.Get(i)
 			services[string(svc.FullName())] = true
+			if t.cfg.services != nil && !t.cfg.services[string(svc.FullName())] {
+				continue
+			}
 			tgt := target
 			if st, ok := t.cfg.serviceTargets[string(svc.FullName())]; ok {
 				tgt = st
@@ -148,6 +173,11 @@ func (t *Transcoder) buildRoutes(d *dynamic, files *protoregistry.Files, target 
 	for svc := range t.cfg.serviceTargets {
 		if !services[svc] {
 			errs = append(errs, fmt.Errorf("transcode: ServiceTarget: no service %q in the source", svc))
+		}
+	}
+	for svc := range t.cfg.services {
+		if !services[svc] {
+			errs = append(errs, fmt.Errorf("transcode: Services: no service %q in the source", svc))
 		}
 	}
 	if len(errs) > 0 {
@@ -260,8 +290,12 @@ func validMethodToken(s string) bool {
 // find returns the route for the request; allowed lists the methods that match the path when the
 // method does not.
 func (d *dynamic) find(method, path string) (rt *route, vals []string, allowed []string, err error) {
+	parts, ok := splitPath(path)
+	if !ok {
+		return nil, nil, nil, nil
+	}
 	for _, r := range d.routes[method] {
-		vals, ok, err := r.tmpl.match(path)
+		vals, ok, err := r.tmpl.matchParts(parts)
 		if ok {
 			return r, vals, nil, err
 		}
@@ -271,7 +305,7 @@ func (d *dynamic) find(method, path string) (rt *route, vals []string, allowed [
 			continue
 		}
 		for _, r := range rs {
-			if _, ok, _ := r.tmpl.match(path); ok {
+			if _, ok, _ := r.tmpl.matchParts(parts); ok {
 				allowed = append(allowed, m)
 				break
 			}
@@ -391,7 +425,7 @@ func (t *Transcoder) unary(ctx context.Context, d *dynamic, rt *route, req proto
 	resp := rt.out.New().Interface()
 	var hdr, trl metadata.MD
 	if err := rt.conn.Invoke(ctx, rt.fullMethod, req, resp, grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
-		st := status.Convert(err)
+		st := t.convert(err)
 		t.writeStatus(w, r, st, hdr)
 		return st.Code()
 	}
@@ -453,7 +487,7 @@ func (t *Transcoder) stream(ctx context.Context, d *dynamic, rt *route, req prot
 		err = cs.CloseSend()
 	}
 	if err != nil {
-		st := status.Convert(err)
+		st := t.convert(err)
 		t.writeStatus(w, r, st, nil)
 		return st.Code()
 	}
@@ -480,7 +514,7 @@ func (t *Transcoder) stream(ctx context.Context, d *dynamic, rt *route, req prot
 			return codes.OK
 		}
 		if err != nil {
-			st := status.Convert(err)
+			st := t.convert(err)
 			if !started {
 				start()
 				w.WriteHeader(HTTPStatus(st.Code()))

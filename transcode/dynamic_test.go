@@ -3,6 +3,7 @@ package transcode_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/gatewaykit/gatewaykit/transcode"
+	"github.com/gatewaykit/gatewaykit/transcode/grpcresolver"
 	"github.com/gatewaykit/gatewaykit/transcode/internal/testpb"
 )
 
@@ -119,6 +121,15 @@ func TestConstructionErrors(t *testing.T) {
 		"NewDynamic unknown service": func() (*transcode.Transcoder, error) {
 			return transcode.NewDynamic("x", src, insecureDial, transcode.ServiceTarget("no.Such", "y"))
 		},
+		"NewDynamic Services unknown": func() (*transcode.Transcoder, error) {
+			return transcode.NewDynamic("x", src, insecureDial, transcode.Services("no.Such"))
+		},
+		"NewDynamic Services empty": func() (*transcode.Transcoder, error) {
+			return transcode.NewDynamic("x", src, insecureDial, transcode.Services())
+		},
+		"New with Services": func() (*transcode.Transcoder, error) {
+			return transcode.New(insecureDial, reg, transcode.Services("a"))
+		},
 		"NewDynamic no files": func() (*transcode.Transcoder, error) {
 			return transcode.NewDynamic("x", transcode.ProtoFiles("internal/testpb"), insecureDial)
 		},
@@ -195,4 +206,70 @@ func TestSharedConnection(t *testing.T) {
 	if _, err := testpb.NewEchoServiceClient(cc).Echo(context.Background(), &testpb.EchoRequest{Id: "still"}); err != nil {
 		t.Fatalf("caller's connection closed: %v", err)
 	}
+}
+
+// A target resolved through grpcresolver (the adapter a discovery-backed gateway uses): the
+// Transcoder only sees WithDialOptions.
+func TestResolvedTarget(t *testing.T) {
+	addr := startBackend(t)
+	b, err := grpcresolver.New("gk", func(_ context.Context, service string) ([]string, error) {
+		if service != "echo" {
+			return nil, errors.New("unknown service")
+		}
+		return []string{addr}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			var tr *transcode.Transcoder
+			var err error
+			opt := transcode.WithDialOptions(grpc.WithResolvers(b))
+			if m.name == "static" {
+				tr, err = transcode.New(insecureDial, opt, transcode.Register("gk:///echo", testpb.RegisterEchoServiceHandler))
+			} else {
+				tr, err = transcode.NewDynamic("gk:///echo", transcode.ProtoFiles("internal/testpb", "echo.proto"), insecureDial, opt)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			echoResponse(t, do(tr, "GET", "/v1/echo/r", ""))
+		})
+	}
+}
+
+func TestServicesOption(t *testing.T) {
+	src := goodHeader + "service A { rpc Get(M) returns (M) { option (google.api.http) = {get: \"/a/{id}\"}; } }\n" +
+		"service Admin { rpc Drop(M) returns (M) { option (google.api.http) = {delete: \"/admin/{id}\"}; } }\n"
+	fsys := fstest.MapFS{"two.proto": {Data: []byte(src)}}
+	all, err := transcode.NewDynamic("127.0.0.1:1", transcode.ProtoFS(fsys, "two.proto"), insecureDial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Close()
+	only, err := transcode.NewDynamic("127.0.0.1:1", transcode.ProtoFS(fsys, "two.proto"), insecureDial, transcode.Services("p.A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer only.Close()
+	// The unreachable backend answers 503 for a served route; an unserved route is 404.
+	problemOf(t, do(all, "DELETE", "/admin/1", ""), 503)
+	problemOf(t, do(only, "DELETE", "/admin/1", ""), 404)
+	problemOf(t, do(only, "GET", "/a/1", ""), 503)
+}
+
+func TestAfterClose(t *testing.T) {
+	forEachMode(t, func(t *testing.T, build func(...transcode.Option) http.Handler) {
+		tr := build().(*transcode.Transcoder)
+		echoResponse(t, do(tr, "GET", "/v1/echo/a", ""))
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p := problemOf(t, do(tr, "GET", "/v1/echo/a", ""), 503)
+		if p.GRPCStatus != "UNAVAILABLE" {
+			t.Fatalf("%+v", p)
+		}
+	})
 }

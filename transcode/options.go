@@ -36,6 +36,7 @@ type config struct {
 	conns          map[string]*grpc.ClientConn // user-owned, by target
 	static         []registration
 	serviceTargets map[string]string
+	services       map[string]bool // nil: all
 
 	forward      []forwardHeader
 	subjectKey   string
@@ -292,8 +293,10 @@ func GatewayErrors() Option {
 	return func(c *config) error { c.gatewayErrors = true; return nil }
 }
 
-// ExposeStatusMessages copies the backend's gRPC status message into error responses. By default
-// a fixed text per code is sent, because a status message may hold internal detail.
+// ExposeStatusMessages copies the backend's gRPC status message (at most 1 KiB of valid UTF-8) into
+// error responses. By default a fixed text per code is sent, because a status message may hold
+// internal detail. In static mode grpc-gateway reports its own request-decoding failures as
+// INVALID_ARGUMENT statuses, so their text is exposed too; dynamic mode's are always fixed texts.
 func ExposeStatusMessages() Option {
 	return func(c *config) error { c.exposeMessage = true; return nil }
 }

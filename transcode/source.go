@@ -111,7 +111,7 @@ func addFile(set *descriptorpb.FileDescriptorSet, seen map[string]bool, f protor
 	set.File = append(set.File, protodesc.ToFileDescriptorProto(f))
 }
 
-// load returns the source's files, with the options parsed against a resolver that knows the
+// files returns the source's files, with the options parsed against a resolver that knows the
 // google.api.http extension.
 func (s Source) files(ctx context.Context) (*protoregistry.Files, error) {
 	if s.load == nil {

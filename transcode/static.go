@@ -79,8 +79,8 @@ func New(opts ...Option) (*Transcoder, error) {
 	if len(cfg.static) == 0 {
 		return nil, errors.New("transcode: New needs at least one Register option")
 	}
-	if len(cfg.serviceTargets) > 0 {
-		return nil, errors.New("transcode: ServiceTarget applies to NewDynamic only")
+	if len(cfg.serviceTargets) > 0 || cfg.services != nil {
+		return nil, errors.New("transcode: ServiceTarget and Services apply to NewDynamic only")
 	}
 	t, err := newTranscoder(cfg, "static")
 	if err != nil {
@@ -150,7 +150,7 @@ func (t *Transcoder) muxOptions() []runtime.ServeMuxOption {
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
 		runtime.WithErrorHandler(t.staticError),
 		runtime.WithStreamErrorHandler(func(ctx context.Context, err error) *status.Status {
-			s := status.Convert(err)
+			s := t.convert(err)
 			stateFrom(ctx).code = s.Code()
 			return s
 		}),
@@ -178,7 +178,7 @@ func (t *Transcoder) staticError(ctx context.Context, _ *runtime.ServeMux, _ run
 		t.reject(w, r, hs.HTTPStatus, "The request path is malformed.")
 		return
 	}
-	s := status.Convert(err)
+	s := t.convert(err)
 	state.code = s.Code()
 	var hdr metadata.MD
 	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {

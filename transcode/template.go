@@ -294,25 +294,38 @@ var errBadEscape = errors.New("malformed percent-encoding")
 // keep "%2F" encoded so the value's slashes stay unambiguous. err is errBadEscape for a path that
 // matches but cannot be decoded.
 func (t *template) match(path string) (vals []string, ok bool, err error) {
-	if !strings.HasPrefix(path, "/") {
+	parts, ok := splitPath(path)
+	if !ok {
 		return nil, false, nil
 	}
-	path = path[1:]
+	return t.matchParts(parts)
+}
+
+// splitPath splits an escaped request path into its segments; ok is false without a leading '/'.
+func splitPath(path string) ([]string, bool) {
+	if !strings.HasPrefix(path, "/") {
+		return nil, false
+	}
+	return strings.Split(path[1:], "/"), true
+}
+
+// matchParts is match over a path split once by splitPath, so a router tries many templates
+// without splitting again. parts is not modified.
+func (t *template) matchParts(parts []string) (vals []string, ok bool, err error) {
 	if t.verb != "" {
 		// Only a literal ':' separates the verb; "%3A" is part of the segment. The verb itself is
 		// compared decoded.
-		i := strings.LastIndexByte(path, ':')
-		last := strings.LastIndexByte(path, '/')
-		if i < 0 || i < last || i == last+1 {
+		last := parts[len(parts)-1]
+		i := strings.LastIndexByte(last, ':')
+		if i <= 0 {
 			return nil, false, nil
 		}
-		verb, err := url.PathUnescape(path[i+1:])
+		verb, err := url.PathUnescape(last[i+1:])
 		if err != nil || verb != t.verb {
 			return nil, false, nil
 		}
-		path = path[:i]
+		parts = append(parts[:len(parts)-1:len(parts)-1], last[:i])
 	}
-	parts := strings.Split(path, "/")
 	n := len(t.segs)
 	hasDeep := n > 0 && t.segs[n-1].kind == segDeep
 	if len(parts) < n-boolInt(hasDeep) || !hasDeep && len(parts) != n {

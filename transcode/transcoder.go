@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/gatewaykit/gatewaykit"
 )
@@ -28,6 +30,7 @@ type Transcoder struct {
 	owned   []*grpc.ClientConn
 	cancel  context.CancelFunc
 	once    sync.Once
+	closed  atomic.Bool
 	serve   func(w http.ResponseWriter, r *http.Request, next http.Handler)
 	calls   metric.Int64Counter
 	callSet [len(codeTable) + 1]metric.AddOption
@@ -91,10 +94,11 @@ func (t *Transcoder) Wrap(next http.Handler) http.Handler {
 }
 
 // Close closes the connections the Transcoder dialed (not those given with WithClientConn). Calls
-// in flight fail with UNAVAILABLE or CANCELLED. Close is idempotent.
+// in flight and later requests are answered 503 (UNAVAILABLE). Close is idempotent.
 func (t *Transcoder) Close() error {
 	var errs []error
 	t.once.Do(func() {
+		t.closed.Store(true)
 		if t.cancel != nil {
 			t.cancel()
 		}
@@ -105,6 +109,16 @@ func (t *Transcoder) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// convert turns a call error into a status. A call cut by Close fails CANCELLED inside gRPC; it is
+// answered UNAVAILABLE (503), since the client did not cancel anything.
+func (t *Transcoder) convert(err error) *status.Status {
+	st := status.Convert(err)
+	if st.Code() == codes.Canceled && t.closed.Load() {
+		return status.New(codes.Unavailable, "the transcoder is closed")
+	}
+	return st
 }
 
 func (t *Transcoder) closeOnError(err error) error {
