@@ -24,11 +24,12 @@ import (
 // concurrent use. Close waits for background revalidations and closes the store if it has a
 // Close method.
 type Cache struct {
-	cfg   config
-	local bool // the store answers in-process: no timeout contexts
-	tel   *telemetry
-	group singleflight.Group
-	reval sync.Map // flight keys with a background revalidation running
+	cfg     config
+	local   bool // the store answers in-process: no timeout contexts
+	tel     *telemetry
+	group   singleflight.Group
+	reval   sync.Map // flight keys with a background revalidation running
+	keyBufs sync.Pool
 
 	mu     sync.Mutex
 	closed bool
@@ -46,7 +47,7 @@ func New(opts ...Option) (*Cache, error) {
 		revalidateTimeout: DefaultRevalidateTimeout,
 		now:               time.Now,
 	}
-	for _, s := range DefaultStatuses {
+	for _, s := range defaultStatuses {
 		cfg.statuses[s] = true
 	}
 	for i, o := range opts {
@@ -74,7 +75,9 @@ func New(opts ...Option) (*Cache, error) {
 		cfg.store = MemoryStore(DefaultMemoryBytes)
 	}
 	_, local := cfg.store.(localStore)
-	return &Cache{cfg: cfg, local: local, tel: tel}, nil
+	c := &Cache{cfg: cfg, local: local, tel: tel}
+	c.keyBufs.New = newKeyBuf
+	return c, nil
 }
 
 // Wrap returns next behind the cache. Only GET and HEAD requests are looked up; a HEAD is
@@ -125,7 +128,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	}
 	flightKey := key
 	if e != nil && e.isMarker() {
-		flightKey = secondaryKey(key, e.Vary, r.Header)
+		flightKey = c.secondaryKey(key, e.Vary, r.Header)
 		if e, err = c.get(ctx, flightKey); err != nil {
 			c.bypass(w, r, next)
 			return
@@ -206,15 +209,16 @@ func conditional(r *http.Request) bool {
 func (c *Cache) hit(w http.ResponseWriter, r *http.Request, e *Entry, now time.Time, outcome int) {
 	c.tel.count(r.Context(), outcome)
 	h := w.Header()
-	n := 2
-	for _, vs := range e.Header {
-		n += len(vs)
+	fields, n := e.fields, 2+e.nvals
+	if fields == nil { // an entry from a custom store: index a copy, the entry may be shared
+		ix := (&Entry{Header: e.Header}).index()
+		fields, n = ix.fields, 2+ix.nvals
 	}
 	vals := make([]string, 0, n) // one allocation for every value; each field gets a capped slice
-	for k, vs := range e.Header {
+	for _, f := range fields {
 		start := len(vals)
-		vals = append(vals, vs...)
-		h[k] = vals[start:len(vals):len(vals)]
+		vals = append(vals, f.vals...)
+		h[f.name] = vals[start:len(vals):len(vals)]
 	}
 	age := max(int64(now.Sub(e.Born)/time.Second), 0)
 	vals = append(vals, strconv.FormatInt(age, 10), xcache[outcome])
@@ -340,7 +344,7 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		c.set(ctx, key, e, ttl)
 		return res
 	}
-	if c.set(ctx, secondaryKey(key, e.Vary, r.Header), e, ttl) {
+	if c.set(ctx, c.secondaryKey(key, e.Vary, r.Header), e, ttl) {
 		c.set(ctx, key, &Entry{Vary: e.Vary, Born: e.Born, FreshUntil: e.FreshUntil, StaleUntil: e.StaleUntil}, ttl)
 	}
 	return res

@@ -784,3 +784,83 @@ func TestStreamingRequestsBypass(t *testing.T) {
 		}
 	}
 }
+
+// entryStore serves one entry built by the test, as a custom store decoding its own format would.
+type entryStore struct{ e *cache.Entry }
+
+func (s entryStore) Get(context.Context, string) (*cache.Entry, error) { return s.e, nil }
+func (s entryStore) Set(context.Context, string, *cache.Entry, time.Duration) error {
+	return nil
+}
+
+func TestCustomStoreEntry(t *testing.T) {
+	now := time.Now()
+	e := &cache.Entry{Status: 203, Header: http.Header{"X-A": {"1", "2"}, "Content-Length": {"2"}}, Body: []byte("hi"),
+		Born: now.Add(-5 * time.Second), FreshUntil: now.Add(time.Minute), StaleUntil: now.Add(time.Minute)}
+	h := newCache(t, cache.WithStore(entryStore{e})).Wrap(newOrigin())
+	r := get(h, "/any")
+	if r.status != 203 || r.body != "hi" || r.xcache() != "HIT" || len(r.h.Values("X-A")) != 2 || r.h.Get("Age") != "5" {
+		t.Fatalf("custom entry = %+v", r)
+	}
+}
+
+func TestConcurrentUsersNeverShareAFlight(t *testing.T) {
+	b := &blockingOrigin{release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	b.header = http.Header{"Cache-Control": {"private, max-age=60"}}
+	h := newCache(t, cache.PerIdentity()).Wrap(b)
+	var wg sync.WaitGroup
+	users := []string{"alice", "bob"}
+	got := make([]resp, 20)
+	for i := range got {
+		wg.Go(func() { got[i] = get(h, "/me", as(users[i%2])) })
+	}
+	<-b.entered
+	time.Sleep(50 * time.Millisecond)
+	close(b.release)
+	wg.Wait()
+	for i, r := range got {
+		if !strings.HasSuffix(r.body, "user="+users[i%2]) {
+			t.Fatalf("request of %s got %q", users[i%2], r.body)
+		}
+	}
+	if n := b.calls.Load(); n != 2 {
+		t.Fatalf("upstream calls = %d, want one per user", n)
+	}
+}
+
+func TestCloseWaitsForRevalidation(t *testing.T) {
+	clk := newClock()
+	var calls atomic.Int64
+	release := make(chan struct{})
+	started := make(chan struct{})
+	c, err := cache.New(cache.StaleWhileRevalidate(time.Minute), cache.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10")
+		if calls.Add(1) == 2 {
+			close(started)
+			<-release
+		}
+		_, _ = io.WriteString(w, "v")
+	}))
+	get(h, "/r")
+	clk.Advance(20 * time.Second)
+	if r := get(h, "/r"); r.xcache() != "STALE" {
+		t.Fatalf("X-Cache = %q", r.xcache())
+	}
+	<-started
+	closed := make(chan struct{})
+	go func() { _ = c.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a revalidation was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-closed
+	if r := get(h, "/r"); r.xcache() != "HIT" { // refreshed entry; no new revalidation after Close
+		t.Fatalf("after Close: %q", r.xcache())
+	}
+}

@@ -19,7 +19,7 @@
 //
 // # What is stored, and for how long
 //
-// A GET response is stored when its status is cacheable (DefaultStatuses, or Statuses), its body
+// A GET response is stored when its status is cacheable (200, 203, 204, 300, 301, 404, 410, or see Statuses), its body
 // fits MaxEntryBytes (bigger ones stream through), and it has a lifetime: Cache-Control s-maxage,
 // else max-age, else Expires minus Date, else TTL (capped by MaxTTL). It is not stored with
 // Cache-Control no-store or no-cache, with private (unless keyed PerIdentity), with Set-Cookie
@@ -61,4 +61,7 @@
 //     stale or bypass. Requests served from a coalesced fetch count as hit.
 //   - gatewaykit.cache.store.errors (counter, {error}): failed, timed-out or corrupt store calls by
 //     attribute op = get or set.
+//
+// The outcome is also set as attribute gatewaykit.cache.outcome on the request's current span (the
+// server span of otelhttp), when it is recording; the cache starts no spans of its own.
 package cache

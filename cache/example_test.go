@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gatewaykit/gatewaykit"
 	"github.com/gatewaykit/gatewaykit/cache"
 )
@@ -43,4 +45,20 @@ func Example() {
 	// MISS {"user":"alice","render":1}
 	// MISS {"user":"bob","render":2}
 	// HIT {"user":"alice","render":1}
+}
+
+// Entries in Redis are shared by every gateway instance using the same client and prefix.
+func ExampleRedisStore() {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	c, err := cache.New(
+		cache.WithStore(cache.RedisStore(rdb, cache.KeyPrefix("shop:cache:"))),
+		cache.TTL(30*time.Second),
+		cache.StoreTimeout(20*time.Millisecond), // a slow Redis means a bypass, never a slow request
+	)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	_ = c.Wrap(http.NotFoundHandler())
 }

@@ -57,8 +57,9 @@ func (c *Cache) newEntry(status int, h http.Header, body []byte, now time.Time, 
 	if !stale.After(now) {
 		return nil, 0
 	}
-	return &Entry{Status: status, Header: storedHeader(h, cc, status, len(body)), Body: body, Vary: vary,
-		Born: born, FreshUntil: fresh, StaleUntil: stale}, stale.Sub(now)
+	e := &Entry{Status: status, Header: storedHeader(h, cc, status, len(body)), Body: body, Vary: vary,
+		Born: born, FreshUntil: fresh, StaleUntil: stale}
+	return e.index(), stale.Sub(now)
 }
 
 // lifetime is the freshness lifetime: s-maxage, else max-age, else Expires minus Date, else the

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/gatewaykit/gatewaykit"
 )
@@ -21,7 +20,7 @@ type keyBuf struct {
 
 type queryPair struct{ k, v string }
 
-var keyPool = sync.Pool{New: func() any { return &keyBuf{b: make([]byte, 0, 256)} }}
+func newKeyBuf() any { return &keyBuf{b: make([]byte, 0, 256)} }
 
 // appendField appends s with a uvarint length prefix, so no two field sequences encode alike.
 func appendField(b []byte, s string) []byte {
@@ -34,8 +33,8 @@ func appendField(b []byte, s string) []byte {
 // headers and the identity (empty for shared entries), hex encoded. ok is false when the query does
 // not parse: the request then bypasses the cache rather than risk two readings of one key.
 func (c *Cache) primaryKey(r *http.Request, id *gatewaykit.Identity) (key string, ok bool) {
-	kb := keyPool.Get().(*keyBuf)
-	defer keyPool.Put(kb)
+	kb := c.keyBufs.Get().(*keyBuf)
+	defer c.keyBufs.Put(kb)
 	b := append(kb.b[:0], "gk1"...)
 	b = appendField(b, http.MethodGet)
 	b = appendField(b, r.Host)
@@ -70,9 +69,9 @@ func (c *Cache) primaryKey(r *http.Request, id *gatewaykit.Identity) (key string
 
 // secondaryKey derives the key of a response that varies on names: the primary key plus the
 // request's values of those headers.
-func secondaryKey(primary string, names []string, h http.Header) string {
-	kb := keyPool.Get().(*keyBuf)
-	defer keyPool.Put(kb)
+func (c *Cache) secondaryKey(primary string, names []string, h http.Header) string {
+	kb := c.keyBufs.Get().(*keyBuf)
+	defer c.keyBufs.Put(kb)
 	b := append(kb.b[:0], "gv1"...)
 	b = appendField(b, primary)
 	for _, n := range names {

@@ -52,7 +52,7 @@ func MemoryStore(maxBytes int64) *Memory {
 	return &Memory{c: c}
 }
 
-var errMemClosed = errors.New("cache: memory store: invalid")
+var errMemZero = errors.New("cache: memory store: not created by MemoryStore")
 
 // Get returns the entry for key, or nil when absent or expired. It never blocks on I/O.
 func (s *Memory) Get(_ context.Context, key string) (*Entry, error) {
@@ -113,5 +113,5 @@ func (s *Memory) configErrOr() error {
 	if s.err != nil {
 		return s.err
 	}
-	return errMemClosed
+	return errMemZero
 }

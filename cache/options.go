@@ -21,9 +21,8 @@ const (
 	DefaultRevalidateTimeout = 30 * time.Second
 )
 
-// DefaultStatuses are the response statuses cached by default (RFC 9110 §15.1 heuristically
-// cacheable ones this cache can replay).
-var DefaultStatuses = []int{200, 203, 204, 300, 301, 404, 410}
+// defaultStatuses are the response statuses cached by default.
+var defaultStatuses = [...]int{200, 203, 204, 300, 301, 404, 410}
 
 // Option configures New. Options are applied in order; a later option overrides an earlier one.
 type Option func(*config) error
@@ -90,7 +89,9 @@ func PerIdentity() Option {
 // ShareCredentialed declares that responses do not depend on who is asking, so requests with an
 // identity or credentials (Authorization, Proxy-Authorization, Cookie) may be served from and
 // stored in the shared entries. With PerIdentity, it only applies to credentialed requests that
-// carry no identity. Default: off (such requests bypass the cache: fail closed).
+// carry no identity. Anonymous requests may then receive a response fetched with someone's
+// credentials, which is exactly what this option declares harmless. Default: off (such requests
+// bypass the cache: fail closed).
 func ShareCredentialed() Option {
 	return func(c *config) error {
 		c.shareCredentialed = true
@@ -149,7 +150,8 @@ func KeyHeaders(names ...string) Option {
 	}
 }
 
-// Statuses replaces the cacheable response statuses. Default DefaultStatuses.
+// Statuses replaces the cacheable response statuses (200..599; 206 and 304 cannot be cached).
+// Default: 200, 203, 204, 300, 301, 404 and 410.
 func Statuses(codes ...int) Option {
 	return func(c *config) error {
 		if len(codes) == 0 {

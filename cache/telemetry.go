@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const scope = "github.com/gatewaykit/gatewaykit/cache"
@@ -36,6 +37,7 @@ type telemetry struct {
 	storeErrors metric.Int64Counter
 	outcomes    [outCount][]metric.AddOption // prebuilt, so Add does not allocate its variadic slice
 	ops         [2][]metric.AddOption
+	spanAttrs   [outCount][]attribute.KeyValue
 	logger      *slog.Logger
 	nextLog     atomic.Int64 // unix nanos before which store failures are not logged
 	suppressed  atomic.Int64
@@ -55,6 +57,7 @@ func newTelemetry(mp metric.MeterProvider, logger *slog.Logger) (*telemetry, err
 	}
 	for i, name := range []string{"hit", "miss", "stale", "bypass"} {
 		t.outcomes[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", name)))}
+		t.spanAttrs[i] = []attribute.KeyValue{attribute.String("gatewaykit.cache.outcome", name)}
 	}
 	for i, name := range []string{"get", "set"} {
 		t.ops[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("op", name)))}
@@ -62,8 +65,12 @@ func newTelemetry(mp metric.MeterProvider, logger *slog.Logger) (*telemetry, err
 	return t, nil
 }
 
+// count records the outcome in the counter and on the request's span (set by otelhttp), if any.
 func (t *telemetry) count(ctx context.Context, outcome int) {
 	t.requests.Add(ctx, 1, t.outcomes[outcome]...)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(t.spanAttrs[outcome]...)
+	}
 }
 
 // storeFailed counts a store failure and logs it at most once per logEvery, with the number of

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/gatewaykit/gatewaykit/cache"
 )
@@ -80,5 +84,28 @@ func TestStoreFailuresCountedAndLogRateLimited(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "token") {
 		t.Fatal("log leaks request data")
+	}
+}
+
+func TestOutcomeOnServerSpan(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	h := newCache(t).Wrap(newOrigin("Cache-Control", "max-age=60"))
+	for range 2 {
+		ctx, span := tp.Tracer("test").Start(context.Background(), "server")
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(ctx, http.MethodGet, "/span", nil))
+		span.End()
+	}
+	var outcomes []string
+	for _, s := range sr.Ended() {
+		for _, kv := range s.Attributes() {
+			if kv.Key == "gatewaykit.cache.outcome" {
+				outcomes = append(outcomes, kv.Value.AsString())
+			}
+		}
+	}
+	if strings.Join(outcomes, ",") != "miss,hit" {
+		t.Fatalf("span outcomes = %v", outcomes)
 	}
 }
