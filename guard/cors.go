@@ -13,12 +13,6 @@ import (
 	"github.com/gatewaykit/gatewaykit"
 )
 
-// Defaults of NewCORS.
-var (
-	DefaultCORSMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost}
-	DefaultCORSHeaders = []string{"Authorization", "Content-Type"}
-)
-
 // DefaultCORSMaxAge is how long browsers may cache a preflight answer by default.
 const DefaultCORSMaxAge = 10 * time.Minute
 
@@ -167,11 +161,11 @@ func NewCORS(origins []string, opts ...Option) (*CORS, error) {
 	}
 	s.methods = c.methods
 	if len(s.methods) == 0 {
-		s.methods = DefaultCORSMethods
+		s.methods = []string{http.MethodGet, http.MethodHead, http.MethodPost}
 	}
 	hdrs := c.allowHeaders
 	if len(hdrs) == 0 {
-		hdrs = DefaultCORSHeaders
+		hdrs = []string{"Authorization", "Content-Type"}
 	}
 	for _, h := range hdrs {
 		if h == "*" {

@@ -61,3 +61,47 @@ func Example() {
 	// 200 text/plain; charset=utf-8 order 42
 	// 400 application/problem+json {"detail":"T
 }
+
+// ExampleNewCORS answers a browser's preflight for an allowed origin.
+func ExampleNewCORS() {
+	cors, err := guard.NewCORS([]string{"https://shop.example.com"},
+		guard.AllowMethods("GET", "PUT"), guard.AllowCredentials(), guard.MaxAge(time.Hour))
+	if err != nil {
+		log.Fatal(err)
+	}
+	req := httptest.NewRequest("OPTIONS", "/api/cart", nil)
+	req.Header.Set("Origin", "https://shop.example.com")
+	req.Header.Set("Access-Control-Request-Method", "PUT")
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	rec := httptest.NewRecorder()
+	cors.Wrap(http.NotFoundHandler()).ServeHTTP(rec, req)
+	fmt.Println(rec.Code)
+	for _, k := range []string{"Access-Control-Allow-Origin", "Access-Control-Allow-Methods", "Access-Control-Allow-Headers",
+		"Access-Control-Allow-Credentials", "Access-Control-Max-Age"} {
+		fmt.Printf("%s: %s\n", k, rec.Header().Get(k))
+	}
+
+	_, err = guard.NewCORS([]string{"*"}, guard.AllowCredentials())
+	fmt.Println(err)
+	// Output:
+	// 204
+	// Access-Control-Allow-Origin: https://shop.example.com
+	// Access-Control-Allow-Methods: GET, PUT
+	// Access-Control-Allow-Headers: Authorization, Content-Type
+	// Access-Control-Allow-Credentials: true
+	// Access-Control-Max-Age: 3600
+	// guard: NewCORS: the "*" origin cannot be used with AllowCredentials; list the origins
+}
+
+// ExampleNewPathSafety shows the problem a client gets for an encoded traversal.
+func ExampleNewPathSafety() {
+	paths, err := guard.NewPathSafety()
+	if err != nil {
+		log.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	paths.Wrap(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/api/%2E%2e/admin", nil))
+	fmt.Println(rec.Code, rec.Body.String())
+	// Output:
+	// 400 {"detail":"The request path contains an encoded dot segment.","status":400,"title":"Bad Request","type":"about:blank"}
+}

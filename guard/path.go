@@ -202,10 +202,23 @@ const (
 	fixEncodedSep             // an encoded separator: keep the escaped form
 )
 
-// scanPath reports every rule p breaks and what canonicalize must fix. Raw and encoded slashes
+// scanPath reports every rule p breaks and what canonicalize must fix. Most paths hold only
+// letters, digits and single slashes: they are recognized in one cheap pass.
+func scanPath(p string) (found Rule, fix int) {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c <= ' ' || c == '%' || c == '.' || c == '\\' || c == ';' || c == 0x7f ||
+			(c == '/' && i > 0 && p[i-1] == '/') {
+			return scanPathFull(p)
+		}
+	}
+	return 0, 0
+}
+
+// scanPathFull reports every rule p breaks and what canonicalize must fix. Raw and encoded slashes
 // and backslashes all end a segment, so an allowed %2F or backslash cannot hide a dot segment
 // from a backend that treats it as a separator. It never allocates.
-func scanPath(p string) (found Rule, fix int) {
+func scanPathFull(p string) (found Rule, fix int) {
 	var dots, other int // dots and other bytes in the current segment
 	encDot := false     // the current segment spells a dot encoded
 	inSeg := false      // a separator was seen: the bytes since belong to a segment

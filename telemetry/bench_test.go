@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gatewaykit/gatewaykit/telemetry"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -21,7 +22,7 @@ func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *benchWriter) WriteHeader(int)             {}
 
 // BenchmarkTelemetry measures the per-request cost of the middleware over a routed ServeMux, in
-// the same run as the bare mux: with the full SDK (spans recorded to a no-op exporter, metrics
+// the same run as the bare mux and as bare otelhttp (same SDK): with the full SDK (spans recorded to a no-op exporter, metrics
 // aggregated, JSON access log to io.Discard), with the access log off, and with the no-op
 // OpenTelemetry globals.
 func BenchmarkTelemetry(b *testing.B) {
@@ -46,7 +47,12 @@ func BenchmarkTelemetry(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		h    http.Handler
-	}{{"baseline-mux", mux}, {"sdk+log", full.Wrap(mux)}, {"sdk-nolog", noLog.Wrap(mux)}, {"noop+log", noop.Wrap(mux)}} {
+	}{
+		{"baseline-mux", mux},
+		{"otelhttp-only", otelhttp.NewHandler(mux, "gateway", otelhttp.WithTracerProvider(sdk.TracerProvider),
+			otelhttp.WithMeterProvider(sdk.MeterProvider), otelhttp.WithPropagators(sdk.Propagator))},
+		{"sdk+log", full.Wrap(mux)}, {"sdk-nolog", noLog.Wrap(mux)}, {"noop+log", noop.Wrap(mux)},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			w := &benchWriter{h: http.Header{}}
 			b.ReportAllocs()

@@ -16,6 +16,11 @@
 // "GET /api/orders/{id}", http.route on the span and the metrics). Unmatched requests get the
 // span name "GET" and no route: raw paths never become span names or metric attributes.
 //
+// The gateway is treated as a public endpoint: a client's traceparent does not make the server
+// span its child (the span starts a new trace and links to the client's context), so callers can
+// neither join your traces nor force sampling. TrustIncomingTrace turns that off for internal
+// callers.
+//
 // # Access log
 //
 // One line per request at slog.LevelInfo (AccessLogLevel), message "request", with: method,

@@ -39,17 +39,22 @@ type Middleware struct {
 // inside the mux's routes may copy the request freely.
 //
 // Options: WithTracerProvider, WithMeterProvider, WithPropagators, WithLogger, AccessLogLevel,
-// WithoutAccessLog.
+// WithoutAccessLog, TrustIncomingTrace.
 func New(opts ...Option) (*Middleware, error) {
 	c, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	oopts := []otelhttp.Option{
+		otelhttp.WithTracerProvider(c.tp),
+		otelhttp.WithMeterProvider(c.mp),
+		otelhttp.WithPropagators(c.prop),
+	}
+	if !c.trustIn {
+		oopts = append(oopts, otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }))
+	}
 	return &Middleware{
-		otel: otelhttp.NewMiddleware(Operation,
-			otelhttp.WithTracerProvider(c.tp),
-			otelhttp.WithMeterProvider(c.mp),
-			otelhttp.WithPropagators(c.prop)),
+		otel:   otelhttp.NewMiddleware(Operation, oopts...),
 		logger: c.logger,
 		level:  c.level,
 		access: !c.noAccess,

@@ -20,6 +20,7 @@ type config struct {
 	logger   *slog.Logger
 	level    slog.Level
 	noAccess bool
+	trustIn  bool
 }
 
 func newConfig(opts []Option) (*config, error) {
@@ -101,4 +102,13 @@ func AccessLogLevel(level slog.Level) Option {
 // WithoutAccessLog turns the access log off (spans and metrics stay). Applies to New.
 func WithoutAccessLog() Option {
 	return func(c *config) error { c.noAccess = true; return nil }
+}
+
+// TrustIncomingTrace makes the server span a child of the trace context the client sent
+// (traceparent), for a gateway whose callers are your own services. By default the gateway is a
+// public endpoint: every request starts a new trace, linked to the client's span context if it
+// sent one, so clients can neither join your traces nor force sampling through a parent-based
+// sampler. Applies to New.
+func TrustIncomingTrace() Option {
+	return func(c *config) error { c.trustIn = true; return nil }
 }

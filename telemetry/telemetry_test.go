@@ -510,3 +510,46 @@ func TestSetupGlobals(t *testing.T) {
 		t.Fatalf("propagator fields %v", f)
 	}
 }
+
+func TestIncomingTraceContext(t *testing.T) {
+	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	traceparent := "00-" + clientTrace + "-00f067aa0ba902b7-01"
+	for _, tt := range []struct {
+		name  string
+		trust bool
+	}{{"public endpoint by default", false}, {"trusted callers", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			spans := tracetest.NewInMemoryExporter()
+			sdk, err := telemetry.Setup(telemetry.NoGlobals(), telemetry.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(spans)),
+				telemetry.WithRegistry(prometheus.NewRegistry()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = sdk.Shutdown(context.Background()) }()
+			opts := []telemetry.Option{telemetry.WithTracerProvider(sdk.TracerProvider), telemetry.WithMeterProvider(sdk.MeterProvider),
+				telemetry.WithPropagators(sdk.Propagator), telemetry.WithoutAccessLog()}
+			if tt.trust {
+				opts = append(opts, telemetry.TrustIncomingTrace())
+			}
+			tel, err := telemetry.New(opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set("Traceparent", traceparent)
+			tel.Wrap(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), req)
+			got := spans.GetSpans()
+			if len(got) != 1 {
+				t.Fatalf("%d spans", len(got))
+			}
+			s := got[0]
+			joined := s.SpanContext.TraceID().String() == clientTrace
+			if joined != tt.trust {
+				t.Fatalf("trace %s, client's %s, want joined=%v", s.SpanContext.TraceID(), clientTrace, tt.trust)
+			}
+			if !tt.trust && (len(s.Links) != 1 || s.Links[0].SpanContext.TraceID().String() != clientTrace) {
+				t.Fatalf("public endpoint span links %+v, want the client's context", s.Links)
+			}
+		})
+	}
+}
