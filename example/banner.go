@@ -12,7 +12,7 @@ func printBanner(out io.Writer, addr string, cfg Config, g *gateway) {
 	fmt.Fprintf(out, "\ngatewaykit example gateway on %s\n", base)
 	if g.idpURL != "" {
 		fmt.Fprintf(out, "  demo identity provider %s (DEMO MODE: anyone can mint a token)\n", g.idpURL)
-		fmt.Fprintf(out, "  token:   TOKEN=$(curl -s '%s/demo/token?sub=alice&roles=customer&tier=free' | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n", base)
+		fmt.Fprintf(out, "  token:   TOKEN=$(curl -s -H 'Accept: text/plain' '%s/demo/token?sub=alice&roles=customer&tier=free')\n", base)
 	} else {
 		fmt.Fprintf(out, "  tokens from %s%s\n", cfg.Issuer, cfg.JWKSURL)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -199,6 +200,11 @@ func (d *demoServices) routes(mux *http.ServeMux, log *slog.Logger) {
 			return
 		}
 		log.Info("demo token minted", "sub", sub)
+		if strings.HasPrefix(r.Header.Get("Accept"), "text/plain") { // TOKEN=$(curl -H 'Accept: text/plain' ...)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = io.WriteString(w, tok+"\n")
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 900})
 	})
 	mux.HandleFunc("GET /demo/instances", func(w http.ResponseWriter, r *http.Request) {
