@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/gatewaykit/gatewaykit/auth/authtest"
 	"github.com/gatewaykit/gatewaykit/internal/consultest"
 	"github.com/gatewaykit/gatewaykit/internal/redistest"
+	"github.com/hashicorp/consul/api"
 )
 
 // TestTourRedis is the tour with rate limits, API keys and the response cache in a real Redis.
@@ -71,11 +73,34 @@ func TestTourConsul(t *testing.T) {
 	agent := consultest.Start(t)
 	cfg := testConfig()
 	cfg.Consul = agent.Addr
-	g := start(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, errc := launch(t, ctx, cfg)
+	defer g.client.CloseIdleConnections()
 	if !strings.Contains(g.out.String(), "registered services in Consul") {
 		t.Fatalf("no registration log:\n%s", g.out)
 	}
 	tour(t, g, true)
+
+	// On shutdown the demo services leave Consul.
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client, err := api.NewClient(&api.Config{Address: agent.Addr, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	services, err := client.Agent().Services()
+	if err != nil || len(services) < 7 {
+		t.Fatalf("registered services: %d, %v", len(services), err)
+	}
+	cancel()
+	if err := stopped(errc); err != nil {
+		t.Fatal(err)
+	}
+	services, err = client.Agent().Services()
+	if err != nil || len(services) != 0 {
+		t.Fatalf("services left in Consul after shutdown: %v, %v", services, err)
+	}
 }
 
 // TestExternalIssuer: with -issuer the demo identity provider and /demo endpoints are off, and
