@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"github.com/gatewaykit/gatewaykit/ratelimit"
 	"github.com/gatewaykit/gatewaykit/telemetry"
 	"github.com/gatewaykit/gatewaykit/transcode"
+	"github.com/gatewaykit/gatewaykit/transcode/grpcresolver"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
@@ -190,14 +190,22 @@ func newGateway(ctx context.Context, cfg Config, sdk *telemetry.SDK, rdb redis.U
 		proxies[name] = p
 	}
 
-	// users: REST/JSON to gRPC through the generated grpc-gateway code.
-	usersTarget, err := usersTarget(ctx, cfg, res)
+	// users: REST/JSON to gRPC through the generated grpc-gateway code; the gRPC connection finds
+	// the users instances through the same discovery resolver (static or Consul).
+	grpcRes, err := grpcresolver.New("gatewaykit", func(ctx context.Context, service string) ([]string, error) {
+		ins, err := res.Instances(ctx, service)
+		addrs := make([]string, 0, len(ins))
+		for _, in := range ins {
+			addrs = append(addrs, in.HostPort())
+		}
+		return addrs, err
+	}, grpcresolver.WithLogger(log))
 	if err != nil {
 		return nil, err
 	}
 	users, err := transcode.New(
-		transcode.Register(usersTarget, usersv1.RegisterUserServiceHandler),
-		transcode.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())),
+		transcode.Register("gatewaykit:///users", usersv1.RegisterUserServiceHandler),
+		transcode.WithDialOptions(grpc.WithResolvers(grpcRes), grpc.WithTransportCredentials(insecure.NewCredentials())),
 		transcode.Timeout(5*time.Second),
 		transcode.WithMeterProvider(mp), transcode.WithLogger(log))
 	if err != nil {
@@ -421,36 +429,4 @@ func newJWT(cfg Config, demo *demoServices, mp metric.MeterProvider, log *slog.L
 		return nil, fmt.Errorf("identity provider: %w", err)
 	}
 	return jwt, nil
-}
-
-// usersTarget is the gRPC target of the users service: an -upstream users=... URL, or the
-// first instance the resolver reports (demo instance, or Consul).
-func usersTarget(ctx context.Context, cfg Config, res discovery.Resolver) (string, error) {
-	if urls := cfg.Upstreams["users"]; len(urls) > 0 {
-		u, err := parseUpstream(urls[0])
-		if err != nil {
-			return "", err
-		}
-		return "dns:///" + u.Host, nil
-	}
-	var last error
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ins, err := res.Instances(ictx, "users")
-		cancel()
-		if err == nil && len(ins) > 0 {
-			return "dns:///" + ins[0].HostPort(), nil
-		}
-		last = err
-		if last == nil {
-			last = errors.New("no healthy instance")
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return "", fmt.Errorf("users service: %w", last)
 }

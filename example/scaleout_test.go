@@ -11,6 +11,9 @@ import (
 	"github.com/gatewaykit/gatewaykit/internal/consultest"
 	"github.com/gatewaykit/gatewaykit/internal/redistest"
 	"github.com/hashicorp/consul/api"
+	"google.golang.org/grpc"
+
+	usersv1 "github.com/gatewaykit/gatewaykit/example/proto/users/v1"
 )
 
 // TestTourRedis is the tour with rate limits, API keys and the response cache in a real Redis.
@@ -119,4 +122,28 @@ func TestExternalIssuer(t *testing.T) {
 	expect(t, r, http.StatusOK)
 	wrongAud := iss.Token(t, map[string]any{"sub": "alice", "aud": "elsewhere"})
 	expect(t, g.get("/api/users/alice", "Authorization: Bearer "+wrongAud), http.StatusUnauthorized)
+}
+
+// TestUpstreamUsers: -upstream users=... sends the gRPC calls to an external UserService found
+// through the discovery resolver instead of the demo one.
+func TestUpstreamUsers(t *testing.T) {
+	ext := newUserService()
+	if _, err := ext.CreateUser(t.Context(), &usersv1.CreateUserRequest{DisplayName: "External Zed"}); err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	srv := grpc.NewServer()
+	usersv1.RegisterUserServiceServer(srv, ext)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+
+	cfg := testConfig()
+	cfg.Upstreams = map[string][]string{"users": {"grpc://" + ln.Addr().String()}}
+	g := start(t, cfg)
+	alice := g.token("sub=alice")
+	r := g.get("/api/users/u1", alice)
+	expect(t, r, http.StatusOK)
+	if r.json(t)["displayName"] != "External Zed" {
+		t.Fatalf("user from the external service: %s", r.body)
+	}
 }
