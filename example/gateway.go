@@ -66,6 +66,13 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	var done cleanup
 	defer done.run()
 
+	// Listen first: a busy address fails before anything starts.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	done.add(func() { _ = ln.Close() })
+
 	sdk, err := telemetry.Setup(telemetry.NoGlobals(), telemetry.ServiceName("gatewaykit-example"))
 	if err != nil {
 		return err
@@ -104,10 +111,6 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
 	srv := guard.HardenedServer(cfg.Addr, g.handler)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }

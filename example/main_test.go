@@ -537,3 +537,14 @@ func listen(t *testing.T) net.Listener {
 	t.Cleanup(func() { _ = ln.Close() })
 	return ln
 }
+
+// TestAddressInUse: run fails at once, with the listen error, when the address is taken.
+func TestAddressInUse(t *testing.T) {
+	ln := listen(t)
+	cfg := testConfig()
+	cfg.Addr = ln.Addr().String()
+	err := run(t.Context(), cfg, io.Discard, func(string) { t.Error("ready called") })
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("run on a busy address: %v", err)
+	}
+}
