@@ -57,8 +57,11 @@ type StoredKey struct {
 // error wrapping ErrKeyNotFound for an unknown ID; any other error makes authentication fail closed
 // (503).
 type KeyStore interface {
+	// Get returns the record of key id, or an error wrapping ErrKeyNotFound.
 	Get(ctx context.Context, id string) (StoredKey, error)
+	// Put creates or replaces the record k.ID.
 	Put(ctx context.Context, k StoredKey) error
+	// Delete removes the record of key id; deleting an unknown id is not an error.
 	Delete(ctx context.Context, id string) error
 }
 

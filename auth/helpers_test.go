@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -64,7 +65,8 @@ func decodeProblem(t *testing.T, w *httptest.ResponseRecorder) problem {
 
 func newJWT(t *testing.T, opts ...auth.Option) *auth.JWT {
 	t.Helper()
-	j, err := auth.NewJWT(opts...)
+	quiet := auth.WithLogger(slog.New(slog.DiscardHandler)) // tests that read logs pass their own
+	j, err := auth.NewJWT(append([]auth.Option{quiet}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

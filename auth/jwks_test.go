@@ -2,7 +2,11 @@ package auth_test
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,6 +241,43 @@ func TestJWKSRejectsNonHTTPS(t *testing.T) {
 		if j, err := auth.NewJWT(o, auth.WithAlgorithms("ES256")); err == nil {
 			_ = j.Close()
 			t.Fatal("plain http accepted without AllowInsecureHTTP")
+		}
+	}
+}
+
+// TestJWKSOverHTTPS: with https (no AllowInsecureHTTP) discovery and JWKS work, and a discovery
+// document pointing at a plain-http jwks_uri is refused.
+func TestJWKSOverHTTPS(t *testing.T) {
+	for _, downgrade := range []bool{false, true} {
+		var issuer atomic.Pointer[authtest.Issuer] // set once the server's URL is known
+		var jwksHits atomic.Int64
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			iss := issuer.Load()
+			if r.URL.Path == authtest.DiscoveryPath && downgrade {
+				jwksURI := strings.Replace(iss.JWKSURL(), "https://", "http://", 1)
+				_, _ = w.Write([]byte(`{"issuer":"` + iss.URL() + `","jwks_uri":"` + jwksURI + `"}`))
+				return
+			}
+			if r.URL.Path == authtest.JWKSPath {
+				jwksHits.Add(1)
+			}
+			iss.ServeHTTP(w, r)
+		}))
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		iss, err := authtest.New(srv.URL, "ES256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		issuer.Store(iss)
+		j := newJWT(t, auth.WithOIDC(iss.URL()), auth.WithAlgorithms("ES256"), auth.WithHTTPClient(srv.Client()))
+		err = authn(j, iss.Token(t, map[string]any{"sub": "a"}))
+		if downgrade {
+			if !errors.Is(err, auth.ErrUnknownKey) || jwksHits.Load() != 0 {
+				t.Fatalf("http jwks_uri: err %v, %d fetches", err, jwksHits.Load())
+			}
+		} else if err != nil {
+			t.Fatalf("https IdP: %v", err)
 		}
 	}
 }

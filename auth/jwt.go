@@ -70,12 +70,6 @@ func NewJWT(opts ...Option) (*JWT, error) {
 		popts = append(popts, jwtlib.WithAudience(c.audiences...))
 	}
 	j.parser = jwtlib.NewParser(popts...)
-	if !c.noCache {
-		if j.cache, err = newResultCache[*gatewaykit.Identity](c.cacheSize, c.cacheMaxTTL, c.clock); err != nil {
-			return nil, fmt.Errorf("auth: NewJWT: cache: %w", err)
-		}
-		j.closers = append(j.closers, j.cache.close)
-	}
 	if len(c.staticKeys) > 0 || len(c.jwksJSON) > 0 {
 		var keys []*verKey
 		for _, k := range c.staticKeys {
@@ -89,6 +83,12 @@ func NewJWT(opts ...Option) (*JWT, error) {
 			keys = append(keys, ks...)
 		}
 		j.static = newKeySet(keys)
+	}
+	if !c.noCache {
+		if j.cache, err = newResultCache[*gatewaykit.Identity](c.cacheSize, c.cacheMaxTTL, c.clock); err != nil {
+			return nil, fmt.Errorf("auth: NewJWT: cache: %w", err)
+		}
+		j.closers = append(j.closers, j.cache.close)
 	}
 	if c.jwksURL != "" || c.oidcIssuer != "" {
 		mp := c.meter

@@ -98,6 +98,9 @@ func (g *gate) wrap(a Authenticator, next http.Handler) http.Handler {
 		}
 		g.strip(r.Header)
 		id, err := a.Authenticate(r)
+		if err == nil && id == nil { // a custom Authenticator that found nothing
+			err = ErrNoCredentials
+		}
 		ctx := r.Context()
 		if err != nil {
 			if g.optional && errors.Is(err, ErrNoCredentials) {

@@ -1,16 +1,3 @@
-// Package authtest is an in-process OpenID Connect issuer for tests and demos: it generates signing
-// keys (RSA, EC, Ed25519), serves OIDC discovery, a JWK Set and an RFC 7662 introspection
-// endpoint, mints JWTs and opaque tokens with chosen claims, and rotates keys. Faults (IdP down,
-// slow IdP) can be switched on to test how a gateway behaves.
-//
-// Serve it with Start (an httptest server bound to the test) or on any listener through its
-// ServeHTTP method:
-//
-//	iss := authtest.Start(t, "ES256")
-//	jwt, _ := auth.NewJWT(auth.WithOIDC(iss.URL()), auth.WithAlgorithms("ES256"), auth.AllowInsecureHTTP())
-//	tok := iss.Token(t, map[string]any{"sub": "alice", "roles": []string{"admin"}})
-//
-// All methods are safe for concurrent use.
 package authtest
 
 import (
@@ -28,6 +15,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +31,8 @@ const (
 	DiscoveryPath     = "/.well-known/openid-configuration"
 	JWKSPath          = "/jwks"
 	IntrospectionPath = "/introspect"
+	// TokenPath mints tokens over HTTP when EnableTokenEndpoint was called (demos only).
+	TokenPath = "/token"
 )
 
 // Key is one signing key of the issuer.
@@ -68,6 +58,7 @@ type Issuer struct {
 	secret   string
 	cacheCtl string
 	down     bool
+	tokenEP  bool
 	delay    time.Duration
 	now      func() time.Time
 
@@ -188,6 +179,12 @@ func (iss *Issuer) SetDelay(d time.Duration) { iss.mu.Lock(); iss.delay = d; iss
 // SetCacheControl sets the Cache-Control header of JWK Set responses ("" for none, the default).
 func (iss *Issuer) SetCacheControl(v string) { iss.mu.Lock(); iss.cacheCtl = v; iss.mu.Unlock() }
 
+// EnableTokenEndpoint makes the issuer mint tokens for anyone at TokenPath: POST (or GET) with
+// form or query fields sub (required), aud, roles (comma-separated), scope (space-separated), tier
+// and ttl (seconds, default 3600); the answer is {"access_token", "token_type": "Bearer",
+// "expires_in"}. Meant for demos driven by curl; never expose it beyond loopback.
+func (iss *Issuer) EnableTokenEndpoint() { iss.mu.Lock(); iss.tokenEP = true; iss.mu.Unlock() }
+
 // SetClient sets the client credentials the introspection endpoint accepts (HTTP Basic).
 func (iss *Issuer) SetClient(id, secret string) {
 	iss.mu.Lock()
@@ -286,7 +283,7 @@ func (iss *Issuer) JWKS() ([]byte, error) {
 // ServeHTTP serves discovery, the JWK Set and introspection.
 func (iss *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	iss.mu.Lock()
-	down, delay, cc := iss.down, iss.delay, iss.cacheCtl
+	down, delay, cc, tokenEP := iss.down, iss.delay, iss.cacheCtl, iss.tokenEP
 	iss.mu.Unlock()
 	if delay > 0 {
 		t := time.NewTimer(delay)
@@ -322,6 +319,12 @@ func (iss *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(b)
 	case IntrospectionPath:
 		iss.introspect(w, r)
+	case TokenPath:
+		if !tokenEP {
+			http.NotFound(w, r)
+			return
+		}
+		iss.token(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -356,6 +359,41 @@ func (iss *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, c)
+}
+
+func (iss *Issuer) token(w http.ResponseWriter, r *http.Request) {
+	sub := r.FormValue("sub")
+	if sub == "" {
+		http.Error(w, "sub is required", http.StatusBadRequest)
+		return
+	}
+	ttl := time.Hour
+	if v := r.FormValue("ttl"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 86400 {
+			http.Error(w, "ttl must be 1..86400 seconds", http.StatusBadRequest)
+			return
+		}
+		ttl = time.Duration(n) * time.Second
+	}
+	iss.mu.Lock()
+	now := iss.now()
+	iss.mu.Unlock()
+	claims := map[string]any{"sub": sub, "exp": now.Add(ttl).Unix()}
+	for _, f := range []string{"aud", "scope", "tier"} {
+		if v := r.FormValue(f); v != "" {
+			claims[f] = v
+		}
+	}
+	if v := r.FormValue("roles"); v != "" {
+		claims["roles"] = strings.Split(v, ",")
+	}
+	tok, err := iss.Mint(claims)
+	if err != nil {
+		http.Error(w, "mint failed", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl.Seconds())})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

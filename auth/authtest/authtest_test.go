@@ -99,3 +99,25 @@ func TestIssuerFaultsAndIntrospection(t *testing.T) {
 		t.Fatalf("revoked: %v", m)
 	}
 }
+
+func TestTokenEndpoint(t *testing.T) {
+	iss := authtest.Start(t, "ES256")
+	if code, _ := get(t, iss.URL()+authtest.TokenPath+"?sub=a"); code != http.StatusNotFound {
+		t.Fatalf("token endpoint served without EnableTokenEndpoint: %d", code)
+	}
+	iss.EnableTokenEndpoint()
+	if code, _ := get(t, iss.URL()+authtest.TokenPath); code != http.StatusBadRequest {
+		t.Fatalf("no sub: %d", code)
+	}
+	code, m := get(t, iss.URL()+authtest.TokenPath+"?sub=alice&roles=admin,ops&aud=api&ttl=60")
+	if code != 200 || m["token_type"] != "Bearer" {
+		t.Fatalf("%d %v", code, m)
+	}
+	claims := jwtlib.MapClaims{}
+	_, err := jwtlib.ParseWithClaims(m["access_token"].(string), claims, func(*jwtlib.Token) (any, error) {
+		return iss.CurrentKey().Signer.Public(), nil
+	})
+	if err != nil || claims["sub"] != "alice" || claims["aud"] != "api" || len(claims["roles"].([]any)) != 2 {
+		t.Fatalf("claims %v err %v", claims, err)
+	}
+}
