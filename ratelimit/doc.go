@@ -58,6 +58,9 @@
 //   - gatewaykit.ratelimit.store.errors ({error}): store failures and timeouts. Attribute policy:
 //     fail_open or fail_closed.
 //
+// When the request's span is recording (otelhttp upstream), each decision also sets the span
+// attributes ratelimit.rule and ratelimit.outcome (same values as the metric's attributes).
+//
 // Store failures are logged with log/slog at error level at most once per WithLogInterval
 // (default 10s), with the number of failures suppressed since the previous line.
 package ratelimit

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/gatewaykit/gatewaykit"
 	"github.com/gatewaykit/gatewaykit/ratelimit"
@@ -219,5 +221,25 @@ func TestMetrics(t *testing.T) {
 	}
 	if got["user/allowed"] != 2 || got["user/rejected"] != 3 {
 		t.Fatalf("decisions %v", got)
+	}
+}
+
+func TestSpanAttributes(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	l, _ := ratelimit.New([]ratelimit.Rule{{Name: "user", Limit: ratelimit.PerMinute(1), Key: ratelimit.Constant("x")}})
+	for _, want := range []string{"allowed", "rejected"} {
+		ctx, span := tp.Tracer("test").Start(context.Background(), "req")
+		_, _ = l.Allow(ctx, "k")
+		span.End()
+		ended := rec.Ended()
+		got := map[string]string{}
+		for _, kv := range ended[len(ended)-1].Attributes() {
+			got[string(kv.Key)] = kv.Value.AsString()
+		}
+		if got["ratelimit.rule"] != "user" || got["ratelimit.outcome"] != want {
+			t.Fatalf("span attributes %v, want outcome %s", got, want)
+		}
 	}
 }

@@ -273,7 +273,8 @@ func (l *Limiter) decideWith(ctx context.Context, r *http.Request, keys []string
 		sc.idx[n] = int8(i)
 		n++
 	}
-	if n == 0 {
+	if n == 0 { // every rule exempted the request (LimitFunc returned the zero Limit)
+		l.tel.record(ctx, -1, kindAllowed)
 		return Decision{Allowed: true}, kindAllowed, nil, false
 	}
 	var err error

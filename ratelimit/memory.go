@@ -14,7 +14,8 @@ const DefaultMemoryMaxKeys = 1 << 18
 // MemoryBytesPerKey is the documented upper bound of the heap cost of one key of a counter
 // algorithm (GCRA, TokenBucket, FixedWindow, SlidingWindow) in a MemoryStore, map overhead
 // included, whatever the key's length (see BenchmarkMemoryBytesPerKey for the measured figure).
-// SlidingLog keys cost about 100 bytes plus 8 bytes per logged request.
+// SlidingLog keys cost more: roughly 120 bytes plus 8 bytes per logged request beyond 8
+// (estimated from the layout, not measured).
 const MemoryBytesPerKey = 128
 
 // MemoryStore is the in-process Store: sharded maps with per-entry expiry and a hard bound on the

@@ -53,6 +53,10 @@ type config struct {
 
 // WithStore sets the counter store (default: a private NewMemoryStore with default settings). A
 // store other than *MemoryStore can fail, so New then requires FailOpen or FailClosed.
+//
+// Limiters sharing a store share the counters of rules with the same Name, Algorithm and key: give
+// every route's limiter a rule {Name: "user", Key: BySubject()} and a user's 100/min is counted
+// across all routes, while rules named per service ("service-orders") stay apart.
 func WithStore(s Store) Option {
 	return func(c *config) error {
 		if s == nil {

@@ -131,6 +131,19 @@ func TestRedisClusterSlotsAndRefund(t *testing.T) {
 		}
 		checkNoConsume(t, alg, redisLimiter(t, cc, rules))
 	}
+	// Ring (one shard here): grouped by hash tag, same pipeline and refund path
+	if err := srv.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": srv.Addr}})
+	t.Cleanup(func() { _ = ring.Close() })
+	for _, alg := range algorithms {
+		rules := []ratelimit.Rule{
+			{Name: "user", Limit: ratelimit.PerHour(2), Key: ratelimit.Constant("x"), Algorithm: alg},
+			{Name: "service", Limit: ratelimit.PerHour(5), Key: ratelimit.Constant("x"), Algorithm: alg},
+		}
+		checkNoConsume(t, alg, redisLimiter(t, ring, rules, ratelimit.WithStoreTimeout(5*time.Second)))
+	}
 	// and exactness under concurrency in cluster mode
 	rules := []ratelimit.Rule{{Name: "user", Limit: ratelimit.PerDay(100), Key: ratelimit.Constant("x")}}
 	if got := hammer(t, []*ratelimit.Limiter{redisLimiter(t, cc, rules), redisLimiter(t, cc, rules)}, 50, 4, "hot"); got != 100 {

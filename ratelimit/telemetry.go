@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const meterName = "github.com/gatewaykit/gatewaykit/ratelimit"
@@ -30,6 +31,7 @@ type telemetry struct {
 	decisions   metric.Int64Counter
 	storeErrors metric.Int64Counter
 	perRule     [][numKinds][]metric.AddOption
+	ruleNames   []string
 	global      [numKinds][]metric.AddOption
 	errOpts     [numKinds][]metric.AddOption
 
@@ -58,6 +60,7 @@ func (t *telemetry) init(mp metric.MeterProvider, logger *slog.Logger, every tim
 	}
 	t.perRule = make([][numKinds][]metric.AddOption, len(rules))
 	for i, r := range rules {
+		t.ruleNames = append(t.ruleNames, r.Name)
 		for k := range numKinds {
 			t.perRule[i][k] = opt(r.Name, k)
 		}
@@ -70,13 +73,19 @@ func (t *telemetry) init(mp metric.MeterProvider, logger *slog.Logger, every tim
 	return nil
 }
 
-// record counts one decision against rule index i (-1: no single rule).
+// record counts one decision against rule index i (-1: no single rule) and, when the request's
+// span is recording, sets the ratelimit.rule and ratelimit.outcome attributes on it.
 func (t *telemetry) record(ctx context.Context, i int, k outcomeKind) {
-	if i < 0 {
-		t.decisions.Add(ctx, 1, t.global[k]...)
-		return
+	opts := t.global[k]
+	rule := ""
+	if i >= 0 {
+		opts = t.perRule[i][k]
+		rule = t.ruleNames[i]
 	}
-	t.decisions.Add(ctx, 1, t.perRule[i][k]...)
+	t.decisions.Add(ctx, 1, opts...)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("ratelimit.rule", rule), attribute.String("ratelimit.outcome", kindNames[k]))
+	}
 }
 
 // storeFailure counts and (at most once per interval) logs a store failure.
