@@ -95,6 +95,11 @@ func TestConsulProxyLifecycle(t *testing.T) {
 	defer p.Close()
 	front := httptest.NewServer(p)
 	defer front.Close()
+	select {
+	case <-p.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("proxy not ready: no instance set from Consul")
+	}
 
 	spread := func(n int) map[string]int {
 		t.Helper()

@@ -68,6 +68,8 @@ type Proxy struct {
 
 	stopWatch func()
 	closeOnce sync.Once
+	ready     chan struct{}
+	readyOnce sync.Once
 
 	m proxyMetrics
 }
@@ -105,7 +107,7 @@ func NewProxy(res Resolver, service string, opts ...Option) (*Proxy, error) {
 		rewriteFrom: c.rewriteFrom, rewriteTo: c.rewriteTo, rewriteSet: c.rewriteSet,
 		preserveHost: c.preserveHost, clientIP: c.clientIP, errHandler: c.errHandler.Or(),
 		errMapper: c.errMapper, retryAfter: c.retryAfter, flushInterval: c.flushInterval,
-		passive: c.passive, route: c.route, byKey: map[string]*Endpoint{},
+		passive: c.passive, route: c.route, byKey: map[string]*Endpoint{}, ready: make(chan struct{}),
 	}
 	if p.transport == nil {
 		p.ownTransport = DefaultTransport()
@@ -394,7 +396,14 @@ func (p *Proxy) update(insts []Instance) {
 	}
 	p.endpoints, p.byKey = eps, byKey
 	p.rebuild()
+	p.readyOnce.Do(func() { close(p.ready) })
 }
+
+// Ready returns a channel closed once the resolver has delivered the first instance set (which
+// may be empty), for readiness probes and start-up ordering: before that, every request is
+// answered 503. With Static it is closed when NewProxy returns; with Consul after the first
+// query answers.
+func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 
 func (p *Proxy) newEndpoint(in Instance) *Endpoint {
 	e := NewEndpoint(in)

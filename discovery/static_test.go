@@ -92,6 +92,11 @@ func TestStaticActiveHealthChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	select {
+	case <-p.Ready():
+	default:
+		t.Fatal("a proxy over a static resolver is not ready when NewProxy returns")
+	}
 	if len(p.Instances()) != 2 {
 		t.Fatal("instances should start healthy")
 	}
