@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatewaykit/gatewaykit"
 	"github.com/gatewaykit/gatewaykit/auth/authtest"
@@ -183,15 +185,17 @@ func (d *demoServices) routes(mux *http.ServeMux, log *slog.Logger) {
 	mux.HandleFunc("GET /demo/token", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		sub := q.Get("sub")
-		if sub == "" || len(sub) > 64 {
-			gatewaykit.WriteProblem(w, r, gatewaykit.NewProblem(http.StatusBadRequest, "sub is required (at most 64 characters)"))
+		roles, tier := q.Get("roles"), q.Get("tier")
+		if !demoClaimValue(sub) || (roles != "" && !demoClaimValue(roles)) || (tier != "" && !demoClaimValue(tier)) {
+			gatewaykit.WriteProblem(w, r, gatewaykit.NewProblem(http.StatusBadRequest,
+				"sub is required; sub, roles and tier must be printable UTF-8 of at most 64 bytes"))
 			return
 		}
 		claims := map[string]any{"sub": sub, "aud": "gatewaykit-example", "exp": time.Now().Add(15 * time.Minute).Unix()}
-		if roles := q.Get("roles"); roles != "" {
+		if roles != "" {
 			claims["roles"] = strings.Split(roles, ",")
 		}
-		if tier := q.Get("tier"); tier != "" {
+		if tier != "" {
 			claims["tier"] = tier
 		}
 		tok, err := d.idp.Mint(claims)
@@ -242,4 +246,13 @@ func (d *demoServices) routes(mux *http.ServeMux, log *slog.Logger) {
 		log.Info("demo instance "+r.PathValue("action"), "instance", inst.instance)
 		writeJSON(w, http.StatusOK, map[string]any{"instance": inst.instance, "running": inst.running()})
 	})
+}
+
+// demoClaimValue reports whether a /demo/token query value may become a claim: 1 to 64 bytes of
+// valid UTF-8 without control characters.
+func demoClaimValue(v string) bool {
+	if v == "" || len(v) > 64 || !utf8.ValidString(v) {
+		return false
+	}
+	return !strings.ContainsFunc(v, unicode.IsControl)
 }
