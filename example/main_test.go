@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewaykit/gatewaykit/ratelimit"
 	"go.uber.org/goleak"
 )
 
@@ -547,4 +548,36 @@ func TestAddressInUse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("run on a busy address: %v", err)
 	}
+}
+
+// TestLimitsApply: the tier and service limits of Limits are enforced as configured (small values
+// here): a free API key runs out while the premium one does not, and a service's limit is shared
+// by all callers.
+func TestLimitsApply(t *testing.T) {
+	cfg := testConfig()
+	cfg.Limits.Tiers = map[string]ratelimit.Limit{"free": ratelimit.PerDay(3), "premium": ratelimit.PerDay(1000)}
+	cfg.Limits.Services = map[string]ratelimit.Limit{"payments": ratelimit.PerMinute(4)}
+	g := start(t, cfg)
+	free, premium := g.apiKeys()
+	for range 3 {
+		expect(t, g.get("/api/products", free), http.StatusOK)
+	}
+	r := g.get("/api/products", free)
+	expect(t, r, http.StatusTooManyRequests)
+	if !strings.Contains(r.Header.Get("Ratelimit-Policy"), `"tier";q=3;w=86400`) {
+		t.Fatalf("tier rejection policy %q", r.Header.Get("Ratelimit-Policy"))
+	}
+	expect(t, g.get("/api/products", premium), http.StatusOK)
+
+	// payments: 4 a minute for all callers together.
+	alice, bob := g.token("sub=alice"), g.token("sub=bob")
+	for _, who := range []string{alice, bob, alice, bob} {
+		expect(t, g.get("/api/payments/none", who), http.StatusNotFound) // the service's own 404
+	}
+	r = g.get("/api/payments/none", premium)
+	expect(t, r, http.StatusTooManyRequests)
+	if !strings.Contains(r.Header.Get("Ratelimit-Policy"), `"service-payments";q=4;w=60`) {
+		t.Fatalf("service rejection policy %q", r.Header.Get("Ratelimit-Policy"))
+	}
+	expect(t, g.get("/api/orders", premium), http.StatusOK) // other services are unaffected
 }
