@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -58,6 +59,9 @@ type Config struct {
 
 func (c Config) demoIdP() bool { return c.Issuer == "" && c.JWKSURL == "" }
 
+// serviceNames are the services an -upstream may replace.
+var serviceNames = []string{"users", "orders", "products", "payments", "recommendations"}
+
 // upstreamFlag is the repeatable -upstream name=http://host:port flag.
 type upstreamFlag map[string][]string
 
@@ -76,6 +80,9 @@ func (u upstreamFlag) Set(v string) error {
 	name, raw, ok := strings.Cut(v, "=")
 	if !ok || name == "" || raw == "" {
 		return errors.New("want name=http://host:port")
+	}
+	if !slices.Contains(serviceNames, name) {
+		return fmt.Errorf("unknown service %q (one of %s)", name, strings.Join(serviceNames, ", "))
 	}
 	if _, err := parseUpstream(raw); err != nil {
 		return err

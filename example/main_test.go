@@ -518,7 +518,7 @@ func TestParseFlags(t *testing.T) {
 	if cfg.Limits.PerUser.Count != 100 || cfg.Limits.Services["payments"].Count != 2000 {
 		t.Fatalf("default limits: %+v", cfg.Limits)
 	}
-	for _, bad := range [][]string{{"-upstream", "orders"}, {"-upstream", "orders=ftp://x:1"}, {"-upstream", "orders=http://host"}, {"extra"}} {
+	for _, bad := range [][]string{{"-upstream", "orders"}, {"-upstream", "orders=ftp://x:1"}, {"-upstream", "orders=http://host"}, {"-upstream", "shipping=http://10.0.0.1:80"}, {"extra"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
