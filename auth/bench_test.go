@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatewaykit/gatewaykit/auth"
 	"github.com/gatewaykit/gatewaykit/auth/authtest"
+	"github.com/gatewaykit/gatewaykit/internal/redistest"
 )
 
 var benchAlgs = []string{"RS256", "PS256", "ES256", "ES384", "EdDSA"}
@@ -90,6 +91,19 @@ func BenchmarkAPIKeyMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	benchAPIKey(b, keys)
+}
+
+// BenchmarkAPIKeyRedis is one GET round trip to a local redis-server per request.
+func BenchmarkAPIKeyRedis(b *testing.B) {
+	keys, err := auth.NewAPIKeys(auth.RedisKeyStore(redistest.Start(b).Client()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchAPIKey(b, keys)
+}
+
+func benchAPIKey(b *testing.B, keys *auth.APIKeys) {
 	key, _, err := keys.Create(context.Background(), auth.KeyInfo{Subject: "svc", Tier: "premium", Roles: []string{"partner"}})
 	if err != nil {
 		b.Fatal(err)
