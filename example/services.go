@@ -79,7 +79,10 @@ func startDemoServices(cfg Config, log *slog.Logger) (_ *demoServices, err error
 		}
 		d.idpSrv = &http.Server{Handler: d.idp, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = d.idpSrv.Serve(ln) }()
-		log.Warn("DEMO MODE: in-process identity provider enabled; GET /demo/token mints tokens for anyone", "issuer", d.idp.URL())
+		log.Warn("DEMO MODE: in-process identity provider enabled; GET /demo/token mints tokens for anyone and POST /demo/instances/{id}/stop stops demo instances", "issuer", d.idp.URL())
+		if host, _, err := net.SplitHostPort(cfg.Addr); err != nil || !isLoopback(host) {
+			log.Warn("DEMO MODE on a non-loopback address: anyone who can reach it can mint tokens; use -issuer or -jwks-url outside a demo", "addr", cfg.Addr)
+		}
 	}
 	return d, nil
 }
@@ -255,4 +258,13 @@ func demoClaimValue(v string) bool {
 		return false
 	}
 	return !strings.ContainsFunc(v, unicode.IsControl)
+}
+
+// isLoopback reports whether host (from a listen address) is a loopback name or address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
