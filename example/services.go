@@ -107,7 +107,7 @@ func (d *demoServices) instancesOf(cfg Config) (map[string][]discovery.Instance,
 	for _, inst := range d.instances {
 		host, port, _ := net.SplitHostPort(inst.addr())
 		p, _ := strconv.Atoi(port)
-		out[inst.name] = append(out[inst.name], discovery.Instance{ID: inst.instance, Address: host, Port: p, Tags: inst.tags})
+		out[inst.name] = append(out[inst.name], discovery.Instance{ID: inst.instance, Address: host, Port: p, Tags: inst.tags, Meta: map[string]string{"demo": "true"}})
 	}
 	if d.users != nil {
 		host, port, _ := net.SplitHostPort(d.users.addr())
@@ -157,7 +157,7 @@ func newResolver(ctx context.Context, cfg Config, demo *demoServices, sdk *telem
 				Interval: "2s", Timeout: "1s", Status: api.HealthPassing,
 				DeregisterCriticalServiceAfter: "1m",
 			}
-			if name == "users" {
+			if name == "users" || in.Meta["demo"] != "true" { // gRPC, or an -upstream without a known /healthz
 				check.TCP = in.HostPort()
 			} else {
 				check.HTTP = "http://" + in.HostPort() + "/healthz"
