@@ -122,6 +122,14 @@ func TestExternalIssuer(t *testing.T) {
 	expect(t, r, http.StatusOK)
 	wrongAud := iss.Token(t, map[string]any{"sub": "alice", "aud": "elsewhere"})
 	expect(t, g.get("/api/users/alice", "Authorization: Bearer "+wrongAud), http.StatusUnauthorized)
+
+	// -jwks-url (with -issuer checked against "iss"): the same tokens, and only from that issuer.
+	cfg.Issuer, cfg.JWKSURL = "https://other.example", iss.JWKSURL()
+	g2 := start(t, cfg)
+	expect(t, g2.get("/api/users/alice", "Authorization: Bearer "+tok), http.StatusUnauthorized)
+	cfg.Issuer = ""
+	g3 := start(t, cfg)
+	expect(t, g3.get("/api/users/alice", "Authorization: Bearer "+tok), http.StatusOK)
 }
 
 // TestUpstreamUsers: -upstream users=... sends the gRPC calls to an external UserService found
