@@ -225,6 +225,12 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 // keyFor is the golang-jwt Keyfunc: the HMAC secret for HS*, otherwise a key whose kty, curve and
 // alg fit the token's alg, refreshing the JWKS once (single-flight, cooldown) on an unknown kid.
 func (j *JWT) keyFor(ctx context.Context, t *jwtlib.Token) (any, error) {
+	// RFC 7515 section 4.1.11: a recipient must reject a token whose "crit" names extensions it
+	// does not understand; this package understands none (b64=false, for one, changes what the
+	// signature covers).
+	if _, ok := t.Header["crit"]; ok {
+		return nil, fmt.Errorf("%w: unsupported critical header", ErrMalformed)
+	}
 	alg := t.Method.Alg()
 	if slices.Contains(hmacAlgs, alg) {
 		if j.hmac == nil {

@@ -116,6 +116,7 @@ func TestJWTAttackTable(t *testing.T) {
 		{"padded base64", bearer(parts[0] + "=." + parts[1] + "." + parts[2]), auth.ErrMalformed},
 		{"JSON bomb in header", bearer(b64(`{"alg":"ES256","kid":"key-1","x":`+deep+`}`) + "." + parts[1] + "." + parts[2]), auth.ErrSignature},
 		{"JSON bomb in claims", bearer(parts[0] + "." + b64(`{"sub":"a","x":`+deep+`}`) + "." + parts[2]), auth.ErrSignature},
+		{"crit header", bearer(mint(map[string]any{"crit": []string{"b64"}, "b64": false}, good)), auth.ErrMalformed},
 		{"header not JSON", bearer(b64(`not json`) + "." + parts[1] + "." + parts[2]), auth.ErrMalformed},
 		{"empty bearer", http.Header{"Authorization": {"Bearer "}}, auth.ErrMalformed},
 		{"no credentials", nil, auth.ErrNoCredentials},
