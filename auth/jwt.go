@@ -205,6 +205,9 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 	if err != nil {
 		return nil, classifyJWT(err, called)
 	}
+	if err := checkDates(claims); err != nil {
+		return nil, err
+	}
 	for _, name := range j.require {
 		if _, ok := claims[name]; !ok {
 			return nil, fmt.Errorf("%w: %s", ErrMissingClaim, name)
@@ -220,6 +223,21 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 		}
 	}
 	return id, nil
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z: golang-jwt converts a NumericDate with int64(float64),
+// which overflows (platform-dependently) beyond about 9.2e18, so that an absurd nbf turned into a
+// date in the distant past and an absurd exp, on some platforms, into one in the distant future.
+const maxNumericDate = 253402300799
+
+// checkDates rejects exp, nbf and iat values outside [0, year 9999].
+func checkDates(claims jwtlib.MapClaims) error {
+	for _, name := range [...]string{"exp", "nbf", "iat"} {
+		if v, ok := claims[name].(float64); ok && (v < 0 || v > maxNumericDate) {
+			return fmt.Errorf("%w: %s out of range", ErrMalformed, name)
+		}
+	}
+	return nil
 }
 
 // keyFor is the golang-jwt Keyfunc: the HMAC secret for HS*, otherwise a key whose kty, curve and

@@ -117,6 +117,8 @@ func TestJWTAttackTable(t *testing.T) {
 		{"JSON bomb in header", bearer(b64(`{"alg":"ES256","kid":"key-1","x":`+deep+`}`) + "." + parts[1] + "." + parts[2]), auth.ErrSignature},
 		{"JSON bomb in claims", bearer(parts[0] + "." + b64(`{"sub":"a","x":`+deep+`}`) + "." + parts[2]), auth.ErrSignature},
 		{"crit header", bearer(mint(map[string]any{"crit": []string{"b64"}, "b64": false}, good)), auth.ErrMalformed},
+		{"nbf beyond year 9999", bearer(iss.Token(t, with("nbf", 1e300))), auth.ErrMalformed},
+		{"exp beyond year 9999", bearer(iss.Token(t, with("exp", 1e15))), auth.ErrMalformed},
 		{"header not JSON", bearer(b64(`not json`) + "." + parts[1] + "." + parts[2]), auth.ErrMalformed},
 		{"empty bearer", http.Header{"Authorization": {"Bearer "}}, auth.ErrMalformed},
 		{"no credentials", nil, auth.ErrNoCredentials},
