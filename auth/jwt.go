@@ -1,9 +1,13 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -196,6 +200,9 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 	default:
 		return nil, fmt.Errorf("%w: wrong number of segments", ErrMalformed)
 	}
+	if err := checkUniqueMembers(tok); err != nil {
+		return nil, err
+	}
 	claims := jwtlib.MapClaims{}
 	called := false
 	_, err := j.parser.ParseWithClaims(tok, claims, func(t *jwtlib.Token) (any, error) {
@@ -223,6 +230,74 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 		}
 	}
 	return id, nil
+}
+
+// checkUniqueMembers rejects a token whose header or claims repeat a member name in any object.
+// encoding/json keeps the last duplicate while other parsers keep the first, so a duplicate is a
+// way to make the gateway and an upstream (or the IdP's audit log) read different claims from
+// one signed token (RFC 8259 section 4, RFC 7515 section 5.2 step 4). Undecodable segments are
+// left to golang-jwt, which rejects them.
+func checkUniqueMembers(tok string) error {
+	h, rest, _ := strings.Cut(tok, ".")
+	c, _, _ := strings.Cut(rest, ".")
+	for _, seg := range [2]string{h, c} {
+		doc, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+		if err != nil {
+			return nil
+		}
+		if err := uniqueMembers(doc); err != nil {
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+	}
+	return nil
+}
+
+// uniqueMembers walks a JSON document and fails on an object that repeats a member name. It walks
+// iteratively (a JSON bomb costs a slice of frames, no deep recursion).
+func uniqueMembers(doc []byte) error {
+	type frame struct {
+		keys    map[string]struct{} // nil for an array
+		wantKey bool
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	for {
+		tk, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		if top != nil && top.keys != nil && top.wantKey {
+			if d, ok := tk.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			k, _ := tk.(string)
+			if _, dup := top.keys[k]; dup {
+				return fmt.Errorf("duplicate member %q", k)
+			}
+			top.keys[k] = struct{}{}
+			top.wantKey = false
+			continue
+		}
+		if top != nil && top.keys != nil {
+			top.wantKey = true // this token is (or opens) the member's value
+		}
+		switch tk {
+		case json.Delim('{'):
+			stack = append(stack, frame{keys: map[string]struct{}{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, frame{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
 }
 
 // maxNumericDate is 9999-12-31T23:59:59Z: golang-jwt converts a NumericDate with int64(float64),
