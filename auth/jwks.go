@@ -272,9 +272,28 @@ func doJSON(client *http.Client, req *http.Request) ([]byte, http.Header, error)
 
 // newHTTPClient returns the default client for remote fetches: its own transport (closed with the
 // method), an overall timeout, and no redirect to plain http unless insecure is allowed.
+//
+// A client given with WithHTTPClient is used through a shallow copy whose CheckRedirect first
+// refuses a redirect to plain http (unless insecure is allowed) and then applies the client's own
+// policy (Go's default of 10 redirects when it has none): https enforcement must not depend on the
+// caller's client.
 func newHTTPClient(c *config) (*http.Client, func()) {
 	if c.httpClient != nil {
-		return c.httpClient, func() {}
+		hc := *c.httpClient
+		own := hc.CheckRedirect
+		hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if req.URL.Scheme != "https" && !c.allowInsecure {
+				return errors.New("redirect to a non-https URL")
+			}
+			if own != nil {
+				return own(req, via)
+			}
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			return nil
+		}
+		return &hc, func() {}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	hc := &http.Client{

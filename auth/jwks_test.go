@@ -281,3 +281,42 @@ func TestJWKSOverHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSRedirectToHTTPRefusedWithOwnClient: a client given with WithHTTPClient still may not
+// follow an https JWKS URL's redirect to plain http (without AllowInsecureHTTP), while its own
+// redirect policy keeps applying to https redirects.
+func TestJWKSRedirectToHTTPRefusedWithOwnClient(t *testing.T) {
+	plain := authtest.Start(t, "ES256") // http only
+	for _, target := range []string{"http", "https"} {
+		t.Run(target, func(t *testing.T) {
+			var srv *httptest.Server
+			srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.URL.Path == "/moved" && target == "http":
+					http.Redirect(w, r, plain.JWKSURL(), http.StatusFound)
+				case r.URL.Path == "/moved":
+					http.Redirect(w, r, srv.URL+"/keys", http.StatusFound)
+				default:
+					doc, _ := plain.JWKS()
+					_, _ = w.Write(doc)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			hc := srv.Client()
+			var redirects atomic.Int64
+			hc.CheckRedirect = func(*http.Request, []*http.Request) error { redirects.Add(1); return nil }
+			before := plain.JWKSFetches()
+			j := newJWT(t, auth.WithJWKS(srv.URL+"/moved"), auth.WithAlgorithms("ES256"), auth.WithHTTPClient(hc))
+			err := authn(j, plain.Token(t, map[string]any{"sub": "a"}))
+			if target == "http" {
+				if !errors.Is(err, auth.ErrUnknownKey) || plain.JWKSFetches() != before {
+					t.Fatalf("redirect to http: err %v, %d plain fetches", err, plain.JWKSFetches()-before)
+				}
+				return
+			}
+			if err != nil || redirects.Load() == 0 {
+				t.Fatalf("https redirect: err %v, own CheckRedirect called %d times", err, redirects.Load())
+			}
+		})
+	}
+}

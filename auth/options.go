@@ -328,8 +328,10 @@ func WithoutCache() Option {
 // ---- remote fetches (NewJWT with JWKS or OIDC, NewIntrospection) ----
 
 // WithHTTPClient sets the client for JWKS, discovery and introspection requests. Default: a client
-// with the fetch timeout that refuses redirects to plain http unless AllowInsecureHTTP. Applies to
-// NewJWT and NewIntrospection.
+// with the fetch timeout that refuses redirects to plain http unless AllowInsecureHTTP. The given
+// client is not modified: a copy is used whose redirect policy refuses plain http (unless
+// AllowInsecureHTTP) before applying the client's own CheckRedirect; the fetch timeout still
+// bounds each request. Applies to NewJWT and NewIntrospection.
 func WithHTTPClient(hc *http.Client) Option {
 	return opt("WithHTTPClient", sHTTP, func(c *config) error {
 		if hc == nil {
