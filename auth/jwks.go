@@ -44,6 +44,9 @@ type remoteKeys struct {
 	onRemoved func()
 
 	set atomic.Pointer[keySet]
+	// removals counts key sets installed that lost a key; it is incremented after the swap and
+	// before onRemoved, so a verifier that read it before its key lookup sees it change.
+	removals atomic.Uint64
 
 	mu          sync.Mutex
 	inflight    chan struct{}
@@ -181,8 +184,11 @@ func (rk *remoteKeys) fetch() (time.Duration, error) {
 		rk.log.Debug("auth: JWKS keys skipped", "count", skipped)
 	}
 	next := newKeySet(keys)
-	if prev := rk.set.Swap(next); prev.lost(next) && rk.onRemoved != nil {
-		rk.onRemoved()
+	if prev := rk.set.Swap(next); prev.lost(next) {
+		rk.removals.Add(1)
+		if rk.onRemoved != nil {
+			rk.onRemoved()
+		}
 	}
 	return rk.nextRefresh(hdr.Get("Cache-Control")), nil
 }

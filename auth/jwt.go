@@ -37,6 +37,8 @@ type JWT struct {
 	require   []string
 	closers   []func()
 	closeOnce sync.Once
+
+	testHookBeforeCache func() // tests only: runs after verification, before caching
 }
 
 // NewJWT returns the JWT method. It needs WithAlgorithms and exactly one key source: WithOIDC,
@@ -203,6 +205,10 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 	if err := checkUniqueMembers(tok); err != nil {
 		return nil, err
 	}
+	var removals uint64 // read before the key lookup: see the cache write below
+	if j.remote != nil {
+		removals = j.remote.removals.Load()
+	}
 	claims := jwtlib.MapClaims{}
 	called := false
 	_, err := j.parser.ParseWithClaims(tok, claims, func(t *jwtlib.Token) (any, error) {
@@ -224,9 +230,18 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 	if err != nil {
 		return nil, err
 	}
+	if j.testHookBeforeCache != nil {
+		j.testHookBeforeCache()
+	}
 	if j.cache != nil {
 		if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 			j.cache.set(tok, id, exp.Time)
+			// A refresh that dropped a key between our lookup and this write has already cleared
+			// the cache; the key used may be the dropped one, so take the entry out again. The
+			// request itself succeeds: its key was current when it was looked up.
+			if j.remote != nil && j.remote.removals.Load() != removals {
+				j.cache.delete(tok)
+			}
 		}
 	}
 	return id, nil
