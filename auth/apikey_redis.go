@@ -43,6 +43,10 @@ func (s *redisKeyStore) Get(ctx context.Context, id string) (StoredKey, error) {
 		return StoredKey{}, fmt.Errorf("redis: corrupt API key record: %w", err)
 	}
 	sk := StoredKey{ID: id, Info: rec.Info}
+	// hex.Decode writes len(src)/2 bytes: check the length first (a longer hash would panic).
+	if len(rec.Hash) != hex.EncodedLen(len(sk.Hash)) {
+		return StoredKey{}, errors.New("redis: corrupt API key hash")
+	}
 	if n, err := hex.Decode(sk.Hash[:], []byte(rec.Hash)); err != nil || n != len(sk.Hash) {
 		return StoredKey{}, errors.New("redis: corrupt API key hash")
 	}
