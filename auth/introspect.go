@@ -126,6 +126,9 @@ func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, er
 		}
 		return nil, fmt.Errorf("%w: inactive token", ErrInvalidCredential)
 	}
+	if err := checkDates(claims); err != nil {
+		return nil, err
+	}
 	var exp time.Time
 	if v, ok := claims["exp"].(float64); ok {
 		exp = time.Unix(int64(v), 0)

@@ -320,11 +320,15 @@ func uniqueMembers(doc []byte) error {
 // date in the distant past and an absurd exp, on some platforms, into one in the distant future.
 const maxNumericDate = 253402300799
 
-// checkDates rejects exp, nbf and iat values outside [0, year 9999].
-func checkDates(claims jwtlib.MapClaims) error {
+// checkDates rejects exp, nbf and iat values that are present but not numbers in [0, year 9999].
+func checkDates(claims map[string]any) error {
 	for _, name := range [...]string{"exp", "nbf", "iat"} {
-		if v, ok := claims[name].(float64); ok && (v < 0 || v > maxNumericDate) {
-			return fmt.Errorf("%w: %s out of range", ErrMalformed, name)
+		raw, present := claims[name]
+		if !present {
+			continue
+		}
+		if v, ok := raw.(float64); !ok || v < 0 || v > maxNumericDate {
+			return fmt.Errorf("%w: %s is not a date in range", ErrMalformed, name)
 		}
 	}
 	return nil
