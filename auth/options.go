@@ -192,7 +192,8 @@ type upstreamHeader struct {
 // starts with prefix (case-insensitive), and every header named in m, is deleted from the request
 // before authentication, always, including for anonymous requests; then, for an authenticated
 // caller, each header of m is set from the identity. The default is prefix "X-User-" with X-User-ID
-// (the subject) and X-User-Roles (roles joined by ","). An empty prefix deletes only the named
+// (the subject) and X-User-Roles (roles joined by ","; a role that is empty, holds a comma or has
+// leading or trailing white space is left out of the header, not of the Identity). An empty prefix deletes only the named
 // headers. A value holding control characters (from a hostile claim) is not sent. Applies to every
 // constructor.
 func WithUpstreamHeaders(prefix string, m map[string]HeaderFunc) Option {
