@@ -103,17 +103,21 @@ func newGate(c *config, method string) (*gate, error) {
 	return g, nil
 }
 
-// strip deletes every client-sent header of the identity family.
+// strip deletes every client-sent header of the identity family: names starting with the prefix
+// and the configured names, compared case-insensitively (a hand-built or earlier-modified header
+// map may hold non-canonical keys that Header.Get would not see but a proxy would forward).
 func (g *gate) strip(h http.Header) {
-	if g.prefix != "" {
-		for k := range h {
-			if len(k) >= len(g.prefix) && strings.EqualFold(k[:len(g.prefix)], g.prefix) {
+	for k := range h {
+		if g.prefix != "" && len(k) >= len(g.prefix) && strings.EqualFold(k[:len(g.prefix)], g.prefix) {
+			delete(h, k)
+			continue
+		}
+		for _, uh := range g.headers {
+			if len(k) == len(uh.name) && strings.EqualFold(k, uh.name) {
 				delete(h, k)
+				break
 			}
 		}
-	}
-	for _, uh := range g.headers {
-		delete(h, uh.name)
 	}
 }
 

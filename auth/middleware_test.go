@@ -187,3 +187,23 @@ func TestUpstreamRolesHeaderCannotSmuggleRoles(t *testing.T) {
 		t.Fatalf("identity roles %q changed", id.Roles)
 	}
 }
+
+// TestStripIsCaseInsensitiveForNamedHeaders: with an empty prefix only the named headers are
+// deleted, whatever the case of the client's (or an earlier handler's) key.
+func TestStripIsCaseInsensitiveForNamedHeaders(t *testing.T) {
+	g, err := auth.NewMiddleware(auth.First(), auth.Optional(), auth.WithUpstreamHeaders("",
+		map[string]auth.HeaderFunc{"X-Auth-Subject": func(id *gatewaykit.Identity) string { return id.Subject }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header["x-auth-subject"] = []string{"admin"} // not canonical: set by hand, not by a server
+	r.Header["X-AUTH-SUBJECT"] = []string{"admin"}
+	g.Wrap(rec).ServeHTTP(httptest.NewRecorder(), r)
+	for k := range *rec.headers.Load() {
+		if http.CanonicalHeaderKey(k) == "X-Auth-Subject" {
+			t.Fatalf("spoofed %s reached the handler", k)
+		}
+	}
+}
