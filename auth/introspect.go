@@ -80,7 +80,8 @@ func NewIntrospection(endpoint string, opts ...Option) (*Introspection, error) {
 	return in, nil
 }
 
-// Close stops the caches' clean-up goroutines and closes idle connections. Idempotent.
+// Close stops the caches' clean-up goroutines and closes idle connections. Idempotent and safe for
+// concurrent use; Authenticate keeps working afterwards.
 func (in *Introspection) Close() error {
 	in.closeOnce.Do(func() {
 		for _, f := range in.closers {
@@ -94,7 +95,10 @@ func (in *Introspection) Close() error {
 func (in *Introspection) Wrap(next http.Handler) http.Handler { return in.g.wrap(in, next) }
 
 // Authenticate implements Authenticator. The Identity has Method "introspection" and the
-// introspection response as Claims.
+// introspection response as Claims; a cached result returns the same *Identity for every request
+// (treat it as read-only). An answer without "active": true is ErrInvalidCredential, one whose
+// exp, nbf or iat is not a number in [0, year 9999] ErrMalformed, and any endpoint failure
+// ErrUnavailable (503). Safe for concurrent use.
 func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 	tok, err := in.ext.token(r)
 	if err != nil {

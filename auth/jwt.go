@@ -176,7 +176,11 @@ func (j *JWT) Close() error {
 func (j *JWT) Wrap(next http.Handler) http.Handler { return j.g.wrap(j, next) }
 
 // Authenticate implements Authenticator. The Identity has Method "jwt", the subject from "sub"
-// (required), roles, scopes and tier from the configured claims, and all claims in Claims.
+// (required), roles, scopes and tier from the configured claims, and all claims in Claims. A cached
+// token returns the same *Identity for every request: treat it as read-only. Besides the checks
+// listed at NewJWT, a token is rejected (ErrMalformed) when its header has "crit", when header or
+// claims repeat a member name, or when exp, nbf or iat is not a number in [0, year 9999]. Safe for
+// concurrent use, also after Close.
 func (j *JWT) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 	tok, err := j.ext.token(r)
 	if err != nil {

@@ -18,7 +18,8 @@ import (
 
 // Option configures NewJWT, NewAPIKeys, NewIntrospection or NewMiddleware. Each option says which
 // constructors accept it; a constructor given an option that does not apply to it returns an error
-// rather than ignoring it.
+// rather than ignoring it. Options only run inside a constructor; an Option value may be reused for
+// several constructors (also concurrently), and later options override earlier ones.
 type Option func(*config) error
 
 // scope is the set of constructors an option applies to.
@@ -179,8 +180,9 @@ func Optional() Option {
 	return opt("Optional", sMiddleware, func(c *config) error { c.optional = true; return nil })
 }
 
-// HeaderFunc renders one upstream header from an authenticated identity. An empty result omits the
-// header.
+// HeaderFunc renders one upstream header from an authenticated identity. An empty result, or one
+// holding control characters, omits the header. It is called concurrently, once per authenticated
+// request, and must not modify the identity (which may be shared between requests).
 type HeaderFunc func(id *gatewaykit.Identity) string
 
 type upstreamHeader struct {
