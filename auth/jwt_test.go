@@ -279,6 +279,18 @@ func TestJWTCookieAndQuery(t *testing.T) {
 	if _, err := j.Authenticate(r); !errors.Is(err, auth.ErrAmbiguous) {
 		t.Fatalf("two cookies: %v", err)
 	}
+	// a percent-encoded parameter name is the same parameter: it must count as a second token
+	for _, q := range []string{"%61ccess_token=", "access%5Ftoken="} {
+		r, _ = http.NewRequest(http.MethodGet, "http://gw/x?"+q+"other", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		if _, err := j.Authenticate(r); !errors.Is(err, auth.ErrAmbiguous) {
+			t.Fatalf("header + %s: %v", q, err)
+		}
+		r, _ = http.NewRequest(http.MethodGet, "http://gw/x?"+q+tok, nil)
+		if id, err := j.Authenticate(r); err != nil || id.Subject != "c" {
+			t.Fatalf("%s alone: %v", q, err)
+		}
+	}
 }
 
 func TestNewJWTValidation(t *testing.T) {
