@@ -135,9 +135,11 @@ func (k *APIKeys) Revoke(ctx context.Context, id string) error {
 
 // Rotate creates a new key with the metadata of key id and limits the old key to window from now
 // (it keeps an earlier expiry), so both are valid during the rotation window. A window <= 0 revokes
-// the old key at once. The new key inherits the old one's metadata, including its expiry. Rotate
-// is a read-modify-write of the old record, not atomic against a concurrent Rotate or Revoke of the
-// same ID (a concurrent Revoke may be undone by the rewrite): serialize key management per ID.
+// the old key at once. The new key inherits the old one's metadata, including its expiry. With
+// MemoryKeyStore and RedisKeyStore the old record is only rewritten if it still exists, so a
+// concurrent Revoke stays in force; with another KeyStore the rewrite is a Put, which can undo a
+// Revoke that lands between Rotate's read and write (serialize key management per ID there).
+// Safe for concurrent use.
 func (k *APIKeys) Rotate(ctx context.Context, id string, window time.Duration) (key, newID string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
@@ -155,10 +157,22 @@ func (k *APIKeys) Rotate(ctx context.Context, id string, window time.Duration) (
 	if old.Info.ExpiresAt.IsZero() || until.Before(old.Info.ExpiresAt) {
 		old.Info.ExpiresAt = until
 	}
-	if err := k.store.Put(ctx, old); err != nil {
-		return "", "", fmt.Errorf("auth: APIKeys.Rotate: %w", err)
+	var err2 error
+	if rw, ok := k.store.(keyRewriter); ok {
+		_, err2 = rw.rewrite(ctx, old) // a key revoked meanwhile stays revoked
+	} else {
+		err2 = k.store.Put(ctx, old)
+	}
+	if err2 != nil {
+		return "", "", fmt.Errorf("auth: APIKeys.Rotate: %w", err2)
 	}
 	return key, newID, nil
+}
+
+// keyRewriter is implemented by the built-in stores: rewrite replaces record k.ID only if it still
+// exists (reporting whether it did), so that Rotate cannot undo a concurrent Revoke.
+type keyRewriter interface {
+	rewrite(ctx context.Context, k StoredKey) (bool, error)
 }
 
 // credential returns the API key sent with r.
@@ -304,6 +318,16 @@ func (s *memoryKeyStore) Put(_ context.Context, k StoredKey) error {
 	s.m[k.ID] = k
 	s.mu.Unlock()
 	return nil
+}
+
+func (s *memoryKeyStore) rewrite(_ context.Context, k StoredKey) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k.ID]; !ok {
+		return false, nil
+	}
+	s.m[k.ID] = k
+	return true, nil
 }
 
 func (s *memoryKeyStore) Delete(_ context.Context, id string) error {
