@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -318,5 +319,40 @@ func TestJWKSRedirectToHTTPRefusedWithOwnClient(t *testing.T) {
 				t.Fatalf("https redirect: err %v, own CheckRedirect called %d times", err, redirects.Load())
 			}
 		})
+	}
+}
+
+// TestJWKSKeyOpsMustAllowVerify: a JWK whose key_ops does not include "verify" (RFC 7517 4.3) is
+// not a verification key, even without "use".
+func TestJWKSKeyOpsMustAllowVerify(t *testing.T) {
+	iss := authtest.Start(t, "ES256")
+	doc, err := iss.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withOps := func(ops ...string) []byte {
+		var set struct {
+			Keys []map[string]any `json:"keys"`
+		}
+		if err := json.Unmarshal(doc, &set); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range set.Keys {
+			delete(k, "use")
+			k["key_ops"] = ops
+		}
+		b, err := json.Marshal(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if j, err := auth.NewJWT(auth.WithKeySetJSON(withOps("encrypt", "wrapKey")), auth.WithAlgorithms("ES256")); err == nil {
+		_ = j.Close()
+		t.Fatal("a key whose key_ops excludes verify was accepted as a verification key")
+	}
+	j := newJWT(t, auth.WithKeySetJSON(withOps("verify")), auth.WithAlgorithms("ES256"))
+	if err := authn(j, iss.Token(t, map[string]any{"sub": "a"})); err != nil {
+		t.Fatalf("key_ops [verify]: %v", err)
 	}
 }

@@ -450,8 +450,10 @@ func WithKey(kid, alg string, key any) Option {
 	})
 }
 
-// WithKeySetJSON adds the signature keys of a JWK Set document (RFC 7517) as static keys. Applies
-// to NewJWT.
+// WithKeySetJSON adds the signature keys of a JWK Set document (RFC 7517) as static keys: keys with
+// a "use" other than "sig", a "key_ops" without "verify", symmetric keys and keys too weak or of
+// another algorithm are skipped (the same rules apply to fetched JWKS); a document without any
+// usable key is an error. Applies to NewJWT.
 func WithKeySetJSON(doc []byte) Option {
 	return opt("WithKeySetJSON", sJWT, func(c *config) error {
 		if _, _, err := parseJWKS(doc); err != nil {
