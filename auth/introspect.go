@@ -143,10 +143,13 @@ func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, er
 	if v, ok := claims["nbf"].(float64); ok && in.clock().Before(time.Unix(int64(v), 0)) {
 		return nil, ErrNotYetValid
 	}
-	if _, ok := claims["sub"].(string); !ok {
+	switch sub, present := claims["sub"]; {
+	case !present || sub == nil: // RFC 7662: sub is optional; a client-credentials token has none
 		if cid, ok := claims["client_id"].(string); ok {
 			claims["sub"] = cid
 		}
+	case !isString(sub): // never replace a malformed sub with the client's identity
+		return nil, fmt.Errorf("%w: sub is not a string", ErrMalformed)
 	}
 	id, err := in.claims.identity(claims, "introspection")
 	if err != nil {
@@ -204,3 +207,5 @@ func WithNegativeTTL(d time.Duration) Option {
 		return nil
 	})
 }
+
+func isString(v any) bool { _, ok := v.(string); return ok }
