@@ -33,7 +33,8 @@ const (
 // ErrKeyNotFound is returned by a KeyStore for an unknown key ID.
 var ErrKeyNotFound = errors.New("auth: API key not found")
 
-// KeyInfo is the metadata an API key carries into the Identity.
+// KeyInfo is the metadata an API key carries into the Identity. It is a plain value; Create copies
+// its slices.
 type KeyInfo struct {
 	// Subject is the key's owner; it becomes Identity.Subject. Required.
 	Subject string `json:"sub"`
@@ -46,7 +47,8 @@ type KeyInfo struct {
 	ExpiresAt time.Time `json:"exp,omitzero"`
 }
 
-// StoredKey is what a KeyStore keeps for one key: never the key itself, only its SHA-256.
+// StoredKey is what a KeyStore keeps for one key: never the key itself, only its SHA-256. It is a
+// plain value passed between APIKeys and its KeyStore.
 type StoredKey struct {
 	ID   string   `json:"id"`
 	Hash [32]byte `json:"hash"`
@@ -99,6 +101,7 @@ func NewAPIKeys(store KeyStore, opts ...Option) (*APIKeys, error) {
 func (k *APIKeys) Wrap(next http.Handler) http.Handler { return k.g.wrap(k, next) }
 
 // Create stores a new key for info and returns it (the only time the plaintext exists) with its ID.
+// The store call is bounded by the store timeout (default 1 s). Safe for concurrent use.
 func (k *APIKeys) Create(ctx context.Context, info KeyInfo) (key, id string, err error) {
 	if info.Subject == "" {
 		return "", "", errors.New("auth: APIKeys.Create: empty subject")
@@ -118,7 +121,9 @@ func (k *APIKeys) Create(ctx context.Context, info KeyInfo) (key, id string, err
 	return key, id, nil
 }
 
-// Revoke deletes the key with the given ID; later requests with it are rejected.
+// Revoke deletes the key with the given ID; later requests with it are rejected (at once on every
+// instance sharing the store: API key results are not cached in-process). Revoking an unknown ID is
+// not an error. Safe for concurrent use.
 func (k *APIKeys) Revoke(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
@@ -130,7 +135,11 @@ func (k *APIKeys) Revoke(ctx context.Context, id string) error {
 
 // Rotate creates a new key with the metadata of key id and limits the old key to window from now
 // (it keeps an earlier expiry), so both are valid during the rotation window. A window <= 0 revokes
-// the old key at once.
+// the old key at once. The new key inherits the old one's metadata, including its expiry. With
+// MemoryKeyStore and RedisKeyStore the old record is only rewritten if it still exists, so a
+// concurrent Revoke stays in force; with another KeyStore the rewrite is a Put, which can undo a
+// Revoke that lands between Rotate's read and write (serialize key management per ID there).
+// Safe for concurrent use.
 func (k *APIKeys) Rotate(ctx context.Context, id string, window time.Duration) (key, newID string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
@@ -148,10 +157,22 @@ func (k *APIKeys) Rotate(ctx context.Context, id string, window time.Duration) (
 	if old.Info.ExpiresAt.IsZero() || until.Before(old.Info.ExpiresAt) {
 		old.Info.ExpiresAt = until
 	}
-	if err := k.store.Put(ctx, old); err != nil {
-		return "", "", fmt.Errorf("auth: APIKeys.Rotate: %w", err)
+	var err2 error
+	if rw, ok := k.store.(keyRewriter); ok {
+		_, err2 = rw.rewrite(ctx, old) // a key revoked meanwhile stays revoked
+	} else {
+		err2 = k.store.Put(ctx, old)
+	}
+	if err2 != nil {
+		return "", "", fmt.Errorf("auth: APIKeys.Rotate: %w", err2)
 	}
 	return key, newID, nil
+}
+
+// keyRewriter is implemented by the built-in stores: rewrite replaces record k.ID only if it still
+// exists (reporting whether it did), so that Rotate cannot undo a concurrent Revoke.
+type keyRewriter interface {
+	rewrite(ctx context.Context, k StoredKey) (bool, error)
 }
 
 // credential returns the API key sent with r.
@@ -272,8 +293,9 @@ func WithStoreTimeout(d time.Duration) Option {
 	})
 }
 
-// MemoryKeyStore returns an in-process KeyStore (a map guarded by a RWMutex). Keys are lost on
-// restart and not shared between gateway instances; use RedisKeyStore for that.
+// MemoryKeyStore returns an in-process KeyStore (a map guarded by a RWMutex), safe for concurrent
+// use. Keys are lost on restart and not shared between gateway instances; use RedisKeyStore for
+// that.
 func MemoryKeyStore() KeyStore { return &memoryKeyStore{m: map[string]StoredKey{}} }
 
 type memoryKeyStore struct {
@@ -296,6 +318,16 @@ func (s *memoryKeyStore) Put(_ context.Context, k StoredKey) error {
 	s.m[k.ID] = k
 	s.mu.Unlock()
 	return nil
+}
+
+func (s *memoryKeyStore) rewrite(_ context.Context, k StoredKey) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[k.ID]; !ok {
+		return false, nil
+	}
+	s.m[k.ID] = k
+	return true, nil
 }
 
 func (s *memoryKeyStore) Delete(_ context.Context, id string) error {

@@ -43,6 +43,10 @@ func (s *redisKeyStore) Get(ctx context.Context, id string) (StoredKey, error) {
 		return StoredKey{}, fmt.Errorf("redis: corrupt API key record: %w", err)
 	}
 	sk := StoredKey{ID: id, Info: rec.Info}
+	// hex.Decode writes len(src)/2 bytes: check the length first (a longer hash would panic).
+	if len(rec.Hash) != hex.EncodedLen(len(sk.Hash)) {
+		return StoredKey{}, errors.New("redis: corrupt API key hash")
+	}
 	if n, err := hex.Decode(sk.Hash[:], []byte(rec.Hash)); err != nil || n != len(sk.Hash) {
 		return StoredKey{}, errors.New("redis: corrupt API key hash")
 	}
@@ -50,18 +54,32 @@ func (s *redisKeyStore) Get(ctx context.Context, id string) (StoredKey, error) {
 }
 
 func (s *redisKeyStore) Put(ctx context.Context, k StoredKey) error {
+	_, err := s.set(ctx, k, "")
+	return err
+}
+
+// rewrite replaces an existing record only (SET XX), so that Rotate cannot undo a Revoke.
+func (s *redisKeyStore) rewrite(ctx context.Context, k StoredKey) (bool, error) {
+	return s.set(ctx, k, "XX")
+}
+
+func (s *redisKeyStore) set(ctx context.Context, k StoredKey, mode string) (bool, error) {
 	b, err := json.Marshal(redisRecord{Hash: hex.EncodeToString(k.Hash[:]), Info: k.Info})
 	if err != nil {
-		return err
+		return false, err
 	}
-	args := redis.SetArgs{}
+	args := redis.SetArgs{Mode: mode}
 	if !k.Info.ExpiresAt.IsZero() {
 		args.ExpireAt = k.Info.ExpiresAt
 	}
-	if err := s.rdb.SetArgs(ctx, redisKey(k.ID), b, args).Err(); err != nil {
-		return fmt.Errorf("redis: %w", err)
+	err = s.rdb.SetArgs(ctx, redisKey(k.ID), b, args).Err()
+	switch {
+	case errors.Is(err, redis.Nil): // XX and no such key
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("redis: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 func (s *redisKeyStore) Delete(ctx context.Context, id string) error {

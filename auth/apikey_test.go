@@ -154,6 +154,41 @@ func TestAPIKeysRedisDownFailsClosed(t *testing.T) {
 	}
 }
 
+// TestAPIKeysCorruptRedisRecordFailsClosed: a record whose hash is not 64 hex digits (or not JSON)
+// is answered with 503, never a panic and never a pass.
+func TestAPIKeysCorruptRedisRecordFailsClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	keys, err := auth.NewAPIKeys(auth.RedisKeyStore(srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, id, err := keys.Create(context.Background(), auth.KeyInfo{Subject: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(key))
+	good := hex.EncodeToString(sum[:])
+	rec := &recorder{}
+	h := keys.Wrap(rec)
+	for name, record := range map[string]string{
+		"hash too long":  `{"hash":"` + good + `00","info":{"sub":"a"}}`,
+		"hash too short": `{"hash":"` + good[:62] + `","info":{"sub":"a"}}`,
+		"hash not hex":   `{"hash":"` + strings.Repeat("zz", 32) + `","info":{"sub":"a"}}`,
+		"not JSON":       `{"hash":`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := srv.Client().Set(context.Background(), auth.RedisKeyPrefix+"{"+id+"}", record, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			w := do(t, h, keyHeader(key))
+			expectRejected(t, w, http.StatusServiceUnavailable, auth.ErrUnavailable, key)
+		})
+	}
+	if rec.hits.Load() != 0 {
+		t.Fatal("a corrupt record let the request through")
+	}
+}
+
 func TestAPIKeysFromBearer(t *testing.T) {
 	keys, err := auth.NewAPIKeys(auth.MemoryKeyStore(), auth.APIKeyFromBearer())
 	if err != nil {

@@ -68,6 +68,9 @@ func (rc *resultCache[V]) set(cred string, v V, exp time.Time) {
 	rc.c.Set(maphash.String(rc.key, cred), cached[V]{check: maphash.String(rc.check, cred), exp: exp.UnixNano(), val: v})
 }
 
+// delete drops the entry of the credential, if any.
+func (rc *resultCache[V]) delete(cred string) { rc.c.Invalidate(maphash.String(rc.key, cred)) }
+
 // clear drops every entry (after a signing key disappeared from the key set).
 func (rc *resultCache[V]) clear() { rc.c.InvalidateAll() }
 

@@ -1,9 +1,17 @@
 package auth
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatewaykit/gatewaykit/auth/authtest"
+	"github.com/gatewaykit/gatewaykit/internal/redistest"
 )
 
 func TestMaxAge(t *testing.T) {
@@ -75,5 +83,94 @@ func TestResultCacheBoundsAndExpiry(t *testing.T) {
 	rc.c.CleanUp()
 	if n := rc.c.EstimatedSize(); n > 100 {
 		t.Fatalf("cache holds %d entries, bound 100", n)
+	}
+}
+
+// TestRemovedKeyNotCachedDuringVerification: a token whose key disappears from the JWKS while the
+// token is being verified (after the key lookup, before the result is cached) must not stay in
+// the verification cache: the cache clear of the refresh ran before the entry was written.
+func TestRemovedKeyNotCachedDuringVerification(t *testing.T) {
+	iss := authtest.Start(t, "ES256")
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	j, err := NewJWT(WithJWKS(iss.JWKSURL()), WithAlgorithms("ES256"), AllowInsecureHTTP(), WithClock(clock),
+		WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	tok := iss.Token(t, map[string]any{"sub": "a", "exp": now.Add(time.Hour).Unix()})
+	var once sync.Once
+	j.testHookBeforeCache = func() {
+		once.Do(func() { // the IdP drops key-1 and the JWKS refresh lands right now
+			if _, err := iss.Rotate(); err != nil {
+				t.Error(err)
+			}
+			iss.RemoveKey("key-1")
+			if err := j.remote.refresh(context.Background(), true); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://gw/", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if _, err := j.Authenticate(req); err != nil {
+		t.Fatalf("first use (key still current at lookup): %v", err)
+	}
+	if _, err := j.Authenticate(req); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("token of the removed key after the refresh: %v, want ErrUnknownKey", err)
+	}
+}
+
+// revokedDuringRotate is a KeyStore whose Get is immediately followed by a Delete of the same key:
+// a Revoke that lands between Rotate's read of the old record and its rewrite.
+type revokedDuringRotate struct{ KeyStore }
+
+func (s revokedDuringRotate) Get(ctx context.Context, id string) (StoredKey, error) {
+	k, err := s.KeyStore.Get(ctx, id)
+	if err == nil {
+		err = s.KeyStore.Delete(ctx, id)
+	}
+	return k, err
+}
+
+func (s revokedDuringRotate) rewrite(ctx context.Context, k StoredKey) (bool, error) {
+	return s.KeyStore.(keyRewriter).rewrite(ctx, k)
+}
+
+// TestRotateDoesNotUndoConcurrentRevoke: with the built-in stores, Rotate's rewrite of the old
+// record (to cap its expiry) does not bring back a key revoked meanwhile.
+func TestRotateDoesNotUndoConcurrentRevoke(t *testing.T) {
+	for name, store := range map[string]func(t *testing.T) KeyStore{
+		"memory": func(*testing.T) KeyStore { return MemoryKeyStore() },
+		"redis":  func(t *testing.T) KeyStore { return RedisKeyStore(redistest.Start(t).Client()) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			inner := store(t)
+			ctx := context.Background()
+			plain, err := NewAPIKeys(inner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, id, err := plain.Create(ctx, KeyInfo{Subject: "a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			racing, err := NewAPIKeys(revokedDuringRotate{inner})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, newID, err := racing.Rotate(ctx, id, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := inner.Get(ctx, id); !errors.Is(err, ErrKeyNotFound) {
+				t.Fatalf("revoked key %s is back after Rotate: %v", id, err)
+			}
+			if _, err := inner.Get(ctx, newID); err != nil {
+				t.Fatalf("new key: %v", err)
+			}
+		})
 	}
 }

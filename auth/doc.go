@@ -16,19 +16,27 @@
 //
 // JWT verification uses github.com/golang-jwt/jwt/v5 with an explicit algorithm allow-list; "none"
 // and algorithm confusion are always rejected, the key's kty/curve/alg/use must fit the token's alg,
-// exp is required, nbf/iat are checked with a leeway, iss and aud when configured. Keys come from a
+// exp is required, nbf/iat are checked with a leeway, iss and aud when configured; a "crit" header,
+// a member name repeated in header or claims, and dates beyond year 9999 are rejected. Keys come from a
 // static set, a JWKS URL or OIDC discovery; the JWKS cache refreshes in the background (honouring
 // Cache-Control max-age), refreshes at most once per cooldown on an unknown kid with concurrent
 // requests joining one fetch, and keeps the last good set when the IdP is down. Verified tokens are
 // cached (bounded, keyed by a keyed hash of the token, never past exp), so a repeated token costs a
-// map lookup. API keys are stored as SHA-256 hashes only (memory or Redis stores), carry owner,
+// map lookup; an entry is dropped when a JWKS refresh removes a key, also when the refresh races
+// the verification that wrote it. API keys are stored as SHA-256 hashes only (memory or Redis stores), carry owner,
 // tier, roles, scopes and expiry, and can be revoked and rotated with an overlap window.
 //
 // # Upstream headers
 //
 // Before authenticating, every client-sent header of the identity family (default prefix
-// "X-User-") is deleted, always, also for anonymous requests under Optional. After a successful
-// authentication X-User-ID and X-User-Roles are set (WithUpstreamHeaders changes the mapping).
+// "X-User-") is deleted, always, also for anonymous requests under Optional, whatever the case of
+// the header name. After a successful authentication X-User-ID and X-User-Roles are set
+// (WithUpstreamHeaders changes the mapping); a value with control characters is not sent, and a
+// role that would split into other roles (holding a comma) is left out of X-User-Roles.
+//
+// Every type of this package is safe for concurrent use once constructed; an Identity returned by
+// a method (and put in the context) may be shared between requests and must be treated as
+// read-only.
 //
 // # Rejections
 //

@@ -101,7 +101,9 @@ func (e *extractor) token(r *http.Request) (string, error) {
 			tok, n = cs[0].Value, n+1
 		}
 	}
-	if e.query != "" && r.URL != nil && strings.Contains(r.URL.RawQuery, e.query) {
+	// The raw-query pre-check skips parsing for requests that cannot carry the parameter; a name
+	// may be percent-encoded (%61ccess_token), so any escape also forces the parse.
+	if e.query != "" && r.URL != nil && (strings.Contains(r.URL.RawQuery, e.query) || strings.IndexByte(r.URL.RawQuery, '%') >= 0) {
 		vs := r.URL.Query()[e.query]
 		if len(vs) > 1 {
 			return "", fmt.Errorf("%w: repeated query parameter", ErrAmbiguous)

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -88,6 +89,42 @@ func FuzzParseAPIKey(f *testing.F) {
 		id, ok := parseAPIKey(key)
 		if ok && (len(id) != apiKeyIDLen || !strings.Contains(key, id) || !utf8.ValidString(id)) {
 			t.Fatalf("id %q from %q", id, key)
+		}
+	})
+}
+
+// FuzzUniqueMembers: the duplicate-member walk never panics, never reports a duplicate in a
+// document that encoding/json produced (no false positives), and finds a duplicated first member.
+func FuzzUniqueMembers(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"a":1,"a":2}`, `{"a":{"b":[1,{"c":1,"c":2}]}}`, `[[[[]]]]`, `{"a":[{"b":1},{"b":1}]}`,
+		`{"\u0061":1,"a":2}`, `{`, `{"a"}`, `1 2`, `{"a":1}}`, `"x"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		_ = uniqueMembers(doc)
+		var v any
+		if json.Unmarshal(doc, &v) != nil {
+			return
+		}
+		canon, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := uniqueMembers(canon); err != nil {
+			t.Fatalf("false duplicate in %s: %v", canon, err)
+		}
+		if m, ok := v.(map[string]any); ok && len(m) > 0 {
+			var first string
+			for k := range m {
+				first = k
+				break
+			}
+			kj, _ := json.Marshal(first)
+			dup := append(append([]byte(`{`), kj...), []byte(`:0,`)...)
+			dup = append(dup, canon[1:]...)
+			if uniqueMembers(dup) == nil {
+				t.Fatalf("duplicate %s not found in %s", kj, dup)
+			}
 		}
 	})
 }

@@ -80,7 +80,8 @@ func NewIntrospection(endpoint string, opts ...Option) (*Introspection, error) {
 	return in, nil
 }
 
-// Close stops the caches' clean-up goroutines and closes idle connections. Idempotent.
+// Close stops the caches' clean-up goroutines and closes idle connections. Idempotent and safe for
+// concurrent use; Authenticate keeps working afterwards.
 func (in *Introspection) Close() error {
 	in.closeOnce.Do(func() {
 		for _, f := range in.closers {
@@ -94,7 +95,10 @@ func (in *Introspection) Close() error {
 func (in *Introspection) Wrap(next http.Handler) http.Handler { return in.g.wrap(in, next) }
 
 // Authenticate implements Authenticator. The Identity has Method "introspection" and the
-// introspection response as Claims.
+// introspection response as Claims; a cached result returns the same *Identity for every request
+// (treat it as read-only). An answer without "active": true is ErrInvalidCredential, one whose
+// exp, nbf or iat is not a number in [0, year 9999] ErrMalformed, and any endpoint failure
+// ErrUnavailable (503). Safe for concurrent use.
 func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 	tok, err := in.ext.token(r)
 	if err != nil {
@@ -126,6 +130,9 @@ func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, er
 		}
 		return nil, fmt.Errorf("%w: inactive token", ErrInvalidCredential)
 	}
+	if err := checkDates(claims); err != nil {
+		return nil, err
+	}
 	var exp time.Time
 	if v, ok := claims["exp"].(float64); ok {
 		exp = time.Unix(int64(v), 0)
@@ -136,10 +143,13 @@ func (in *Introspection) Authenticate(r *http.Request) (*gatewaykit.Identity, er
 	if v, ok := claims["nbf"].(float64); ok && in.clock().Before(time.Unix(int64(v), 0)) {
 		return nil, ErrNotYetValid
 	}
-	if _, ok := claims["sub"].(string); !ok {
+	switch sub, present := claims["sub"]; {
+	case !present || sub == nil: // RFC 7662: sub is optional; a client-credentials token has none
 		if cid, ok := claims["client_id"].(string); ok {
 			claims["sub"] = cid
 		}
+	case !isString(sub): // never replace a malformed sub with the client's identity
+		return nil, fmt.Errorf("%w: sub is not a string", ErrMalformed)
 	}
 	id, err := in.claims.identity(claims, "introspection")
 	if err != nil {
@@ -197,3 +207,5 @@ func WithNegativeTTL(d time.Duration) Option {
 		return nil
 	})
 }
+
+func isString(v any) bool { _, ok := v.(string); return ok }

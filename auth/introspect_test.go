@@ -69,6 +69,31 @@ func TestIntrospectionActiveInactiveAndCaching(t *testing.T) {
 	}
 }
 
+// TestIntrospectionRejectsBadDates: an active answer whose exp/nbf is not a number or lies beyond
+// year 9999, or whose sub is not a string, is rejected (nbf=1e300 used to overflow into the distant past and pass; a string exp
+// used to be ignored, caching the token for the maximum TTL).
+func TestIntrospectionRejectsBadDates(t *testing.T) {
+	iss := authtest.Start(t, "ES256")
+	in := newIntrospection(t, iss.IntrospectionURL())
+	rec := &recorder{}
+	h := in.Wrap(rec)
+	for name, claims := range map[string]map[string]any{
+		"nbf 1e300":  {"sub": "a", "nbf": 1e300},
+		"exp 1e15":   {"sub": "a", "exp": 1e15},
+		"exp string": {"sub": "a", "exp": "4102444800"},
+		// a present sub of the wrong type must not be replaced by client_id (the client's identity)
+		"sub number": {"sub": 42, "client_id": "backoffice"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tok := iss.MintOpaque(claims)
+			expectRejected(t, do(t, h, bearer(tok)), http.StatusUnauthorized, auth.ErrMalformed, tok)
+		})
+	}
+	if rec.hits.Load() != 0 {
+		t.Fatal("a token with a bad date reached the handler")
+	}
+}
+
 func TestIntrospectionFailsClosed(t *testing.T) {
 	var calls atomic.Int64
 	mode := atomic.Value{}

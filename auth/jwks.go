@@ -44,6 +44,9 @@ type remoteKeys struct {
 	onRemoved func()
 
 	set atomic.Pointer[keySet]
+	// removals counts key sets installed that lost a key; it is incremented after the swap and
+	// before onRemoved, so a verifier that read it before its key lookup sees it change.
+	removals atomic.Uint64
 
 	mu          sync.Mutex
 	inflight    chan struct{}
@@ -181,8 +184,11 @@ func (rk *remoteKeys) fetch() (time.Duration, error) {
 		rk.log.Debug("auth: JWKS keys skipped", "count", skipped)
 	}
 	next := newKeySet(keys)
-	if prev := rk.set.Swap(next); prev.lost(next) && rk.onRemoved != nil {
-		rk.onRemoved()
+	if prev := rk.set.Swap(next); prev.lost(next) {
+		rk.removals.Add(1)
+		if rk.onRemoved != nil {
+			rk.onRemoved()
+		}
 	}
 	return rk.nextRefresh(hdr.Get("Cache-Control")), nil
 }
@@ -272,9 +278,28 @@ func doJSON(client *http.Client, req *http.Request) ([]byte, http.Header, error)
 
 // newHTTPClient returns the default client for remote fetches: its own transport (closed with the
 // method), an overall timeout, and no redirect to plain http unless insecure is allowed.
+//
+// A client given with WithHTTPClient is used through a shallow copy whose CheckRedirect first
+// refuses a redirect to plain http (unless insecure is allowed) and then applies the client's own
+// policy (Go's default of 10 redirects when it has none): https enforcement must not depend on the
+// caller's client.
 func newHTTPClient(c *config) (*http.Client, func()) {
 	if c.httpClient != nil {
-		return c.httpClient, func() {}
+		hc := *c.httpClient
+		own := hc.CheckRedirect
+		hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if req.URL.Scheme != "https" && !c.allowInsecure {
+				return errors.New("redirect to a non-https URL")
+			}
+			if own != nil {
+				return own(req, via)
+			}
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			return nil
+		}
+		return &hc, func() {}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	hc := &http.Client{

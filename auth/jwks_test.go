@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -279,5 +280,79 @@ func TestJWKSOverHTTPS(t *testing.T) {
 		} else if err != nil {
 			t.Fatalf("https IdP: %v", err)
 		}
+	}
+}
+
+// TestJWKSRedirectToHTTPRefusedWithOwnClient: a client given with WithHTTPClient still may not
+// follow an https JWKS URL's redirect to plain http (without AllowInsecureHTTP), while its own
+// redirect policy keeps applying to https redirects.
+func TestJWKSRedirectToHTTPRefusedWithOwnClient(t *testing.T) {
+	plain := authtest.Start(t, "ES256") // http only
+	for _, target := range []string{"http", "https"} {
+		t.Run(target, func(t *testing.T) {
+			var srv *httptest.Server
+			srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.URL.Path == "/moved" && target == "http":
+					http.Redirect(w, r, plain.JWKSURL(), http.StatusFound)
+				case r.URL.Path == "/moved":
+					http.Redirect(w, r, srv.URL+"/keys", http.StatusFound)
+				default:
+					doc, _ := plain.JWKS()
+					_, _ = w.Write(doc)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			hc := srv.Client()
+			var redirects atomic.Int64
+			hc.CheckRedirect = func(*http.Request, []*http.Request) error { redirects.Add(1); return nil }
+			before := plain.JWKSFetches()
+			j := newJWT(t, auth.WithJWKS(srv.URL+"/moved"), auth.WithAlgorithms("ES256"), auth.WithHTTPClient(hc))
+			err := authn(j, plain.Token(t, map[string]any{"sub": "a"}))
+			if target == "http" {
+				if !errors.Is(err, auth.ErrUnknownKey) || plain.JWKSFetches() != before {
+					t.Fatalf("redirect to http: err %v, %d plain fetches", err, plain.JWKSFetches()-before)
+				}
+				return
+			}
+			if err != nil || redirects.Load() == 0 {
+				t.Fatalf("https redirect: err %v, own CheckRedirect called %d times", err, redirects.Load())
+			}
+		})
+	}
+}
+
+// TestJWKSKeyOpsMustAllowVerify: a JWK whose key_ops does not include "verify" (RFC 7517 4.3) is
+// not a verification key, even without "use".
+func TestJWKSKeyOpsMustAllowVerify(t *testing.T) {
+	iss := authtest.Start(t, "ES256")
+	doc, err := iss.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withOps := func(ops ...string) []byte {
+		var set struct {
+			Keys []map[string]any `json:"keys"`
+		}
+		if err := json.Unmarshal(doc, &set); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range set.Keys {
+			delete(k, "use")
+			k["key_ops"] = ops
+		}
+		b, err := json.Marshal(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if j, err := auth.NewJWT(auth.WithKeySetJSON(withOps("encrypt", "wrapKey")), auth.WithAlgorithms("ES256")); err == nil {
+		_ = j.Close()
+		t.Fatal("a key whose key_ops excludes verify was accepted as a verification key")
+	}
+	j := newJWT(t, auth.WithKeySetJSON(withOps("verify")), auth.WithAlgorithms("ES256"))
+	if err := authn(j, iss.Token(t, map[string]any{"sub": "a"})); err != nil {
+		t.Fatalf("key_ops [verify]: %v", err)
 	}
 }

@@ -1,9 +1,13 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -33,6 +37,8 @@ type JWT struct {
 	require   []string
 	closers   []func()
 	closeOnce sync.Once
+
+	testHookBeforeCache func() // tests only: runs after verification, before caching
 }
 
 // NewJWT returns the JWT method. It needs WithAlgorithms and exactly one key source: WithOIDC,
@@ -170,7 +176,11 @@ func (j *JWT) Close() error {
 func (j *JWT) Wrap(next http.Handler) http.Handler { return j.g.wrap(j, next) }
 
 // Authenticate implements Authenticator. The Identity has Method "jwt", the subject from "sub"
-// (required), roles, scopes and tier from the configured claims, and all claims in Claims.
+// (required), roles, scopes and tier from the configured claims, and all claims in Claims. A cached
+// token returns the same *Identity for every request: treat it as read-only. Besides the checks
+// listed at NewJWT, a token is rejected (ErrMalformed) when its header has "crit", when header or
+// claims repeat a member name, or when exp, nbf or iat is not a number in [0, year 9999]. Safe for
+// concurrent use, also after Close.
 func (j *JWT) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 	tok, err := j.ext.token(r)
 	if err != nil {
@@ -196,6 +206,10 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 	default:
 		return nil, fmt.Errorf("%w: wrong number of segments", ErrMalformed)
 	}
+	var removals uint64 // read before the key lookup: see the cache write below
+	if j.remote != nil {
+		removals = j.remote.removals.Load()
+	}
 	claims := jwtlib.MapClaims{}
 	called := false
 	_, err := j.parser.ParseWithClaims(tok, claims, func(t *jwtlib.Token) (any, error) {
@@ -204,6 +218,14 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 	})
 	if err != nil {
 		return nil, classifyJWT(err, called)
+	}
+	// After the signature: forged and junk tokens do not pay for the walk (~7 us), a valid token
+	// pays it once before it is cached.
+	if err := checkUniqueMembers(tok); err != nil {
+		return nil, err
+	}
+	if err := checkDates(claims); err != nil {
+		return nil, err
 	}
 	for _, name := range j.require {
 		if _, ok := claims[name]; !ok {
@@ -214,17 +236,119 @@ func (j *JWT) verify(ctx context.Context, tok string) (*gatewaykit.Identity, err
 	if err != nil {
 		return nil, err
 	}
+	if j.testHookBeforeCache != nil {
+		j.testHookBeforeCache()
+	}
 	if j.cache != nil {
 		if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 			j.cache.set(tok, id, exp.Time)
+			// A refresh that dropped a key between our lookup and this write has already cleared
+			// the cache; the key used may be the dropped one, so take the entry out again. The
+			// request itself succeeds: its key was current when it was looked up.
+			if j.remote != nil && j.remote.removals.Load() != removals {
+				j.cache.delete(tok)
+			}
 		}
 	}
 	return id, nil
 }
 
+// checkUniqueMembers rejects a token whose header or claims repeat a member name in any object.
+// encoding/json keeps the last duplicate while other parsers keep the first, so a duplicate is a
+// way to make the gateway and an upstream (or the IdP's audit log) read different claims from
+// one signed token (RFC 8259 section 4, RFC 7515 section 5.2 step 4). Undecodable segments are
+// left to golang-jwt, which rejects them.
+func checkUniqueMembers(tok string) error {
+	h, rest, _ := strings.Cut(tok, ".")
+	c, _, _ := strings.Cut(rest, ".")
+	for _, seg := range [2]string{h, c} {
+		doc, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+		if err != nil {
+			return nil
+		}
+		if err := uniqueMembers(doc); err != nil {
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+	}
+	return nil
+}
+
+// uniqueMembers walks a JSON document and fails on an object that repeats a member name. It walks
+// iteratively (a JSON bomb costs a slice of frames, no deep recursion).
+func uniqueMembers(doc []byte) error {
+	type frame struct {
+		keys    map[string]struct{} // nil for an array
+		wantKey bool
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	for {
+		tk, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		if top != nil && top.keys != nil && top.wantKey {
+			if d, ok := tk.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			k, _ := tk.(string)
+			if _, dup := top.keys[k]; dup {
+				return fmt.Errorf("duplicate member %q", k)
+			}
+			top.keys[k] = struct{}{}
+			top.wantKey = false
+			continue
+		}
+		if top != nil && top.keys != nil {
+			top.wantKey = true // this token is (or opens) the member's value
+		}
+		switch tk {
+		case json.Delim('{'):
+			stack = append(stack, frame{keys: map[string]struct{}{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, frame{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z: golang-jwt converts a NumericDate with int64(float64),
+// which overflows (platform-dependently) beyond about 9.2e18, so that an absurd nbf turned into a
+// date in the distant past and an absurd exp, on some platforms, into one in the distant future.
+const maxNumericDate = 253402300799
+
+// checkDates rejects exp, nbf and iat values that are present but not numbers in [0, year 9999].
+func checkDates(claims map[string]any) error {
+	for _, name := range [...]string{"exp", "nbf", "iat"} {
+		raw, present := claims[name]
+		if !present {
+			continue
+		}
+		if v, ok := raw.(float64); !ok || v < 0 || v > maxNumericDate {
+			return fmt.Errorf("%w: %s is not a date in range", ErrMalformed, name)
+		}
+	}
+	return nil
+}
+
 // keyFor is the golang-jwt Keyfunc: the HMAC secret for HS*, otherwise a key whose kty, curve and
 // alg fit the token's alg, refreshing the JWKS once (single-flight, cooldown) on an unknown kid.
 func (j *JWT) keyFor(ctx context.Context, t *jwtlib.Token) (any, error) {
+	// RFC 7515 section 4.1.11: a recipient must reject a token whose "crit" names extensions it
+	// does not understand; this package understands none (b64=false, for one, changes what the
+	// signature covers).
+	if _, ok := t.Header["crit"]; ok {
+		return nil, fmt.Errorf("%w: unsupported critical header", ErrMalformed)
+	}
 	alg := t.Method.Alg()
 	if slices.Contains(hmacAlgs, alg) {
 		if j.hmac == nil {
@@ -326,8 +450,10 @@ func WithKey(kid, alg string, key any) Option {
 	})
 }
 
-// WithKeySetJSON adds the signature keys of a JWK Set document (RFC 7517) as static keys. Applies
-// to NewJWT.
+// WithKeySetJSON adds the signature keys of a JWK Set document (RFC 7517) as static keys: keys with
+// a "use" other than "sig", a "key_ops" without "verify", symmetric keys and keys too weak or of
+// another algorithm are skipped (the same rules apply to fetched JWKS); a document without any
+// usable key is an error. Applies to NewJWT.
 func WithKeySetJSON(doc []byte) Option {
 	return opt("WithKeySetJSON", sJWT, func(c *config) error {
 		if _, _, err := parseJWKS(doc); err != nil {

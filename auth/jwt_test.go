@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -116,6 +117,12 @@ func TestJWTAttackTable(t *testing.T) {
 		{"padded base64", bearer(parts[0] + "=." + parts[1] + "." + parts[2]), auth.ErrMalformed},
 		{"JSON bomb in header", bearer(b64(`{"alg":"ES256","kid":"key-1","x":`+deep+`}`) + "." + parts[1] + "." + parts[2]), auth.ErrSignature},
 		{"JSON bomb in claims", bearer(parts[0] + "." + b64(`{"sub":"a","x":`+deep+`}`) + "." + parts[2]), auth.ErrSignature},
+		{"crit header", bearer(mint(map[string]any{"crit": []string{"b64"}, "b64": false}, good)), auth.ErrMalformed},
+		{"nbf beyond year 9999", bearer(iss.Token(t, with("nbf", 1e300))), auth.ErrMalformed},
+		{"exp beyond year 9999", bearer(iss.Token(t, with("exp", 1e15))), auth.ErrMalformed},
+		{"duplicate claim", bearer(signRaw(t, iss, `{"alg":"ES256","kid":"key-1"}`, rawClaims(iss, `"sub":"alice","sub":"admin"`))), auth.ErrMalformed},
+		{"duplicate nested claim", bearer(signRaw(t, iss, `{"alg":"ES256","kid":"key-1"}`, rawClaims(iss, `"sub":"alice","r":{"a":1,"a":2}`))), auth.ErrMalformed},
+		{"duplicate header", bearer(signRaw(t, iss, `{"alg":"ES256","kid":"key-1","kid":"key-1"}`, rawClaims(iss, `"sub":"alice"`))), auth.ErrMalformed},
 		{"header not JSON", bearer(b64(`not json`) + "." + parts[1] + "." + parts[2]), auth.ErrMalformed},
 		{"empty bearer", http.Header{"Authorization": {"Bearer "}}, auth.ErrMalformed},
 		{"no credentials", nil, auth.ErrNoCredentials},
@@ -140,6 +147,24 @@ func TestJWTAttackTable(t *testing.T) {
 	if w := do(t, h, bearer(valid)); w.Code != http.StatusOK {
 		t.Fatalf("valid token: %d %s", w.Code, w.Body)
 	}
+}
+
+// signRaw signs the exact header and claims JSON with the issuer's current key, for documents
+// that a JSON encoder would not produce (duplicate member names).
+func signRaw(t *testing.T, iss *authtest.Issuer, header, claims string) string {
+	t.Helper()
+	k := iss.CurrentKey()
+	in := b64(header) + "." + b64(claims)
+	sig, err := jwtlib.GetSigningMethod(k.Algorithm).Sign(in, k.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// rawClaims returns a claims object with iss, aud "api" and a valid exp around the given members.
+func rawClaims(iss *authtest.Issuer, members string) string {
+	return fmt.Sprintf(`{"iss":%q,"aud":"api","exp":%d,%s}`, iss.URL(), time.Now().Add(time.Hour).Unix(), members)
 }
 
 // hs256 signs claims with HMAC-SHA256 using secret (as an attacker would with a public key).
@@ -253,6 +278,18 @@ func TestJWTCookieAndQuery(t *testing.T) {
 	r = reqWith(http.Header{"Cookie": {"session=" + tok + "; session=" + tok}})
 	if _, err := j.Authenticate(r); !errors.Is(err, auth.ErrAmbiguous) {
 		t.Fatalf("two cookies: %v", err)
+	}
+	// a percent-encoded parameter name is the same parameter: it must count as a second token
+	for _, q := range []string{"%61ccess_token=", "access%5Ftoken="} {
+		r, _ = http.NewRequest(http.MethodGet, "http://gw/x?"+q+"other", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		if _, err := j.Authenticate(r); !errors.Is(err, auth.ErrAmbiguous) {
+			t.Fatalf("header + %s: %v", q, err)
+		}
+		r, _ = http.NewRequest(http.MethodGet, "http://gw/x?"+q+tok, nil)
+		if id, err := j.Authenticate(r); err != nil || id.Subject != "c" {
+			t.Fatalf("%s alone: %v", q, err)
+		}
 	}
 }
 

@@ -158,9 +158,9 @@ func checkPublicKey(key any) (crypto.PublicKey, error) {
 	return key, nil
 }
 
-// parseJWKS parses a JWK Set document. Keys that are not signature keys (use other than "sig"),
-// symmetric keys, keys whose alg is not a public-key algorithm of this package, and keys that do
-// not parse are skipped and counted. An empty result is an error.
+// parseJWKS parses a JWK Set document. Keys that are not signature keys (use other than "sig", or
+// key_ops without "verify"), symmetric keys, keys whose alg is not a public-key algorithm of this
+// package, and keys that do not parse are skipped and counted. An empty result is an error.
 func parseJWKS(body []byte) (keys []*verKey, skipped int, err error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -171,6 +171,7 @@ func parseJWKS(body []byte) (keys []*verKey, skipped int, err error) {
 	for _, raw := range doc.Keys {
 		var m jwkset.JWKMarshal
 		if json.Unmarshal(raw, &m) != nil || m.KTY == jwkset.KtyOct || (m.USE != "" && m.USE != jwkset.UseSig) ||
+			(len(m.KEYOPS) > 0 && !slices.Contains(m.KEYOPS, "verify")) ||
 			(m.ALG != "" && !slices.Contains(publicKeyAlgs, string(m.ALG))) {
 			skipped++
 			continue

@@ -44,8 +44,34 @@ type gate struct {
 func defaultHeaders() []upstreamHeader {
 	return []upstreamHeader{
 		{"X-User-Id", func(id *gatewaykit.Identity) string { return id.Subject }},
-		{"X-User-Roles", func(id *gatewaykit.Identity) string { return strings.Join(id.Roles, ",") }},
+		{"X-User-Roles", rolesHeader},
 	}
+}
+
+// rolesHeader joins the roles with ",", leaving out any role that a reader splitting on commas
+// and trimming spaces would not get back intact (empty, holding a comma, or with leading or
+// trailing white space): a role named "x,admin" must not reach the upstream as role "admin".
+func rolesHeader(id *gatewaykit.Identity) string {
+	n := 0
+	for _, r := range id.Roles {
+		if safeListItem(r) {
+			n++
+		}
+	}
+	if n == len(id.Roles) {
+		return strings.Join(id.Roles, ",")
+	}
+	safe := make([]string, 0, n)
+	for _, r := range id.Roles {
+		if safeListItem(r) {
+			safe = append(safe, r)
+		}
+	}
+	return strings.Join(safe, ",")
+}
+
+func safeListItem(s string) bool {
+	return s != "" && trimSpace(s) == s && strings.IndexByte(s, ',') < 0
 }
 
 func newGate(c *config, method string) (*gate, error) {
@@ -77,17 +103,21 @@ func newGate(c *config, method string) (*gate, error) {
 	return g, nil
 }
 
-// strip deletes every client-sent header of the identity family.
+// strip deletes every client-sent header of the identity family: names starting with the prefix
+// and the configured names, compared case-insensitively (a hand-built or earlier-modified header
+// map may hold non-canonical keys that Header.Get would not see but a proxy would forward).
 func (g *gate) strip(h http.Header) {
-	if g.prefix != "" {
-		for k := range h {
-			if len(k) >= len(g.prefix) && strings.EqualFold(k[:len(g.prefix)], g.prefix) {
+	for k := range h {
+		if g.prefix != "" && len(k) >= len(g.prefix) && strings.EqualFold(k[:len(g.prefix)], g.prefix) {
+			delete(h, k)
+			continue
+		}
+		for _, uh := range g.headers {
+			if len(k) == len(uh.name) && strings.EqualFold(k, uh.name) {
 				delete(h, k)
+				break
 			}
 		}
-	}
-	for _, uh := range g.headers {
-		delete(h, uh.name)
 	}
 }
 

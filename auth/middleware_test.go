@@ -168,3 +168,42 @@ func TestNilRequestHeader(t *testing.T) {
 		t.Fatal("not served")
 	}
 }
+
+// TestUpstreamRolesHeaderCannotSmuggleRoles: X-User-Roles is a comma-separated list, so a role
+// whose name holds a comma (an IdP group named "x,admin") must not arrive upstream as two roles.
+func TestUpstreamRolesHeaderCannotSmuggleRoles(t *testing.T) {
+	iss := authtest.Start(t, "ES256")
+	jwks, _ := iss.JWKS()
+	j := newJWT(t, auth.WithKeySetJSON(jwks), auth.WithAlgorithms("ES256"))
+	rec := &recorder{}
+	tok := iss.Token(t, map[string]any{"sub": "alice", "roles": []string{"user", "staff,admin", " admin"}})
+	if w := do(t, j.Wrap(rec), bearer(tok)); w.Code != http.StatusOK {
+		t.Fatal(w.Code)
+	}
+	if got := (*rec.headers.Load()).Get("X-User-Roles"); got != "user" {
+		t.Fatalf("X-User-Roles %q, want only the role without separators", got)
+	}
+	if id := rec.id.Load(); !id.HasRole("staff,admin") || id.HasRole("admin") {
+		t.Fatalf("identity roles %q changed", id.Roles)
+	}
+}
+
+// TestStripIsCaseInsensitiveForNamedHeaders: with an empty prefix only the named headers are
+// deleted, whatever the case of the client's (or an earlier handler's) key.
+func TestStripIsCaseInsensitiveForNamedHeaders(t *testing.T) {
+	g, err := auth.NewMiddleware(auth.First(), auth.Optional(), auth.WithUpstreamHeaders("",
+		map[string]auth.HeaderFunc{"X-Auth-Subject": func(id *gatewaykit.Identity) string { return id.Subject }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header["x-auth-subject"] = []string{"admin"} // not canonical: set by hand, not by a server
+	r.Header["X-AUTH-SUBJECT"] = []string{"admin"}
+	g.Wrap(rec).ServeHTTP(httptest.NewRecorder(), r)
+	for k := range *rec.headers.Load() {
+		if http.CanonicalHeaderKey(k) == "X-Auth-Subject" {
+			t.Fatalf("spoofed %s reached the handler", k)
+		}
+	}
+}

@@ -18,7 +18,8 @@ import (
 
 // Option configures NewJWT, NewAPIKeys, NewIntrospection or NewMiddleware. Each option says which
 // constructors accept it; a constructor given an option that does not apply to it returns an error
-// rather than ignoring it.
+// rather than ignoring it. Options only run inside a constructor; an Option value may be reused for
+// several constructors (also concurrently), and later options override earlier ones.
 type Option func(*config) error
 
 // scope is the set of constructors an option applies to.
@@ -179,8 +180,9 @@ func Optional() Option {
 	return opt("Optional", sMiddleware, func(c *config) error { c.optional = true; return nil })
 }
 
-// HeaderFunc renders one upstream header from an authenticated identity. An empty result omits the
-// header.
+// HeaderFunc renders one upstream header from an authenticated identity. An empty result, or one
+// holding control characters, omits the header. It is called concurrently, once per authenticated
+// request, and must not modify the identity (which may be shared between requests).
 type HeaderFunc func(id *gatewaykit.Identity) string
 
 type upstreamHeader struct {
@@ -192,7 +194,8 @@ type upstreamHeader struct {
 // starts with prefix (case-insensitive), and every header named in m, is deleted from the request
 // before authentication, always, including for anonymous requests; then, for an authenticated
 // caller, each header of m is set from the identity. The default is prefix "X-User-" with X-User-ID
-// (the subject) and X-User-Roles (roles joined by ","). An empty prefix deletes only the named
+// (the subject) and X-User-Roles (roles joined by ","; a role that is empty, holds a comma or has
+// leading or trailing white space is left out of the header, not of the Identity). An empty prefix deletes only the named
 // headers. A value holding control characters (from a hostile claim) is not sent. Applies to every
 // constructor.
 func WithUpstreamHeaders(prefix string, m map[string]HeaderFunc) Option {
@@ -328,8 +331,10 @@ func WithoutCache() Option {
 // ---- remote fetches (NewJWT with JWKS or OIDC, NewIntrospection) ----
 
 // WithHTTPClient sets the client for JWKS, discovery and introspection requests. Default: a client
-// with the fetch timeout that refuses redirects to plain http unless AllowInsecureHTTP. Applies to
-// NewJWT and NewIntrospection.
+// with the fetch timeout that refuses redirects to plain http unless AllowInsecureHTTP. The given
+// client is not modified: a copy is used whose redirect policy refuses plain http (unless
+// AllowInsecureHTTP) before applying the client's own CheckRedirect; the fetch timeout still
+// bounds each request. Applies to NewJWT and NewIntrospection.
 func WithHTTPClient(hc *http.Client) Option {
 	return opt("WithHTTPClient", sHTTP, func(c *config) error {
 		if hc == nil {
