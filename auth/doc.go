@@ -26,6 +26,16 @@
 // the verification that wrote it. API keys are stored as SHA-256 hashes only (memory or Redis stores), carry owner,
 // tier, roles, scopes and expiry, and can be revoked and rotated with an overlap window.
 //
+// # Login at the gateway and the gateway's own tokens
+//
+// NewLogin runs the OpenID Connect authorization code flow with PKCE for browser-facing
+// backends-for-frontends: ServeLogin, ServeCallback and ServeLogout handlers, a session in an
+// AES-256-GCM sealed cookie (or a server-side SessionStore, memory or Redis), access tokens
+// refreshed once per session before expiry, and Wrap / WrapAPI to protect routes (browsers are
+// redirected to the login, API calls get 401). ForwardSessionToken and SessionTokenTransport send
+// the user's access token upstream. NewClientCredentials gives the gateway its own token (client
+// credentials grant, cached until shortly before expiry) as an http.RoundTripper.
+//
 // # Upstream headers
 //
 // Before authenticating, every client-sent header of the identity family (default prefix
@@ -59,6 +69,8 @@
 //     introspection, first, custom), auth.outcome (ok, anonymous, rejected) and auth.reason (the
 //     failure class, "" on success).
 //   - gatewaykit.auth.jwks.fetches (counter, {fetch}): attribute auth.outcome (ok, error).
+//   - gatewaykit.auth.logins (counter, {login}) and gatewaykit.auth.session.refreshes (counter,
+//     {refresh}): see Login.
 //
 // On rejection the current span gets auth.method and auth.reason attributes. Operational failures
 // (JWKS refresh) are logged with log/slog; per-request failures are counted, not logged.
