@@ -182,11 +182,29 @@ func NewMiddleware(a Authenticator, opts ...Option) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := newGate(c, "custom")
+	g, err := newGate(c, methodLabel(a))
 	if err != nil {
 		return nil, err
 	}
 	return &Gate{a: a, g: g}, nil
+}
+
+// methodLabel is the auth.method metric attribute for an authenticator of this package, "custom"
+// for others.
+func methodLabel(a Authenticator) string {
+	switch a.(type) {
+	case *JWT:
+		return "jwt"
+	case *APIKeys:
+		return "apikey"
+	case *Introspection:
+		return "introspection"
+	case *Combined:
+		return "first"
+	case *Login:
+		return "session"
+	}
+	return "custom"
 }
 
 // Wrap returns next behind authentication. The method value is a gatewaykit.Middleware.

@@ -96,3 +96,26 @@ func TestMetricsAndLogs(t *testing.T) {
 		t.Errorf("fetches: %v", fetches)
 	}
 }
+
+func TestNewMiddlewareMethodLabel(t *testing.T) {
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	keys, err := auth.NewAPIKeys(auth.MemoryKeyStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		a    auth.Authenticator
+		want string
+	}{{auth.First(keys), "first"}, {keys, "apikey"}} {
+		g, err := auth.NewMiddleware(tc.a, auth.WithMeterProvider(mp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		do(t, g.Wrap(&recorder{}), nil)
+		if got := counts(t, rd, "gatewaykit.auth.decisions"); got["auth.method="+tc.want+",auth.outcome=rejected,auth.reason=no credentials"] != 1 {
+			t.Errorf("%s: %v", tc.want, got)
+		}
+	}
+}
