@@ -163,6 +163,24 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 		return ErrTooManyRules
 	}
 	nowNs := now.UnixNano()
+	if n == 1 { // the common case, without the multi-rule bookkeeping
+		r := &reqs[0]
+		if !r.valid() {
+			return errInvalidRequest
+		}
+		k := s.hash(r)
+		sh := &s.shards[(k>>57)&s.mask]
+		sh.mu.Lock()
+		if r.Algorithm == SlidingLog {
+			if le := sh.decideLog(r, k, nowNs, &res[0]); res[0].Allowed {
+				sh.commitLog(le, r, k, res[0].Granted, nowNs, s.perShard)
+			}
+		} else if slot, e := sh.decideCounter(r, k, nowNs, &res[0]); res[0].Allowed {
+			sh.commitCounter(slot, e, nowNs, s.perShard, s.maxSlots)
+		}
+		sh.mu.Unlock()
+		return nil
+	}
 	var (
 		keys  [MaxRules]uint64
 		order [MaxRules]uint8
@@ -186,42 +204,13 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 	}
 	all := true
 	for i := range reqs {
-		r := &reqs[i]
 		sh := &s.shards[(keys[i]>>57)&s.mask]
-		cost := r.Cost
-		var o outcome
-		if r.Algorithm == SlidingLog {
-			le := sh.logs[keys[i]]
-			var ts []int64
-			if le != nil {
-				le.ts = pruneLog(le.ts, nowNs-int64(r.Limit.Period))
-				ts = le.ts
-			}
-			if r.UpTo {
-				cost = max(1, min(cost, r.Limit.Count-int64(len(ts))))
-			}
-			o = logOutcome(r.Limit, ts, nowNs, cost)
-			logs[i] = le
+		if reqs[i].Algorithm == SlidingLog {
+			logs[i] = sh.decideLog(&reqs[i], keys[i], nowNs, &res[i])
 		} else {
-			var e memEntry
-			slots[i] = sh.find(keys[i])
-			if slots[i] >= 0 {
-				e = sh.tab[slots[i]]
-			}
-			exists := slots[i] >= 0 && e.exp > nowNs
-			if r.UpTo {
-				cost = max(1, grantable(r.Algorithm, r.Limit, e.st, exists, nowNs, cost))
-			}
-			o = evaluate(r.Algorithm, r.Limit, e.st, exists, nowNs, cost)
+			slots[i], next[i] = sh.decideCounter(&reqs[i], keys[i], nowNs, &res[i])
 		}
-		res[i] = Result{Allowed: o.allowed, Remaining: o.remaining,
-			ResetAfter: time.Duration(o.resetAfter), RetryAfter: time.Duration(o.retryAfter)}
-		if o.allowed {
-			res[i].RetryAfter = 0
-			res[i].Granted = cost
-			next[i] = memEntry{key: keys[i], st: o.next, exp: o.expires}
-		}
-		all = all && o.allowed
+		all = all && res[i].Allowed
 	}
 	for i := range reqs {
 		if !all {
@@ -231,26 +220,12 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 			}
 			continue
 		}
-		r := &reqs[i]
 		sh := &s.shards[(keys[i]>>57)&s.mask]
-		if r.Algorithm == SlidingLog {
-			le := logs[i]
-			if le == nil {
-				sh.makeRoom(nowNs, s.perShard, keys[i])
-				le = &logEntry{ts: make([]int64, 0, min(r.Limit.Count, 8))}
-				sh.logs[keys[i]] = le
-			}
-			for range res[i].Granted {
-				le.ts = append(le.ts, nowNs)
-			}
-			le.exp = nowNs + int64(r.Limit.Period)
-			continue
+		if reqs[i].Algorithm == SlidingLog {
+			sh.commitLog(logs[i], &reqs[i], keys[i], res[i].Granted, nowNs, s.perShard)
+		} else {
+			sh.commitCounter(slots[i], next[i], nowNs, s.perShard, s.maxSlots)
 		}
-		if j := slots[i]; j >= 0 && int(j) < len(sh.tab) && sh.tab[j].key == keys[i] {
-			sh.tab[j] = next[i] // still where phase one found it (nothing moved it since)
-			continue
-		}
-		sh.put(next[i], nowNs, s.perShard, s.maxSlots)
 	}
 	for i := n - 1; i >= 0; i-- {
 		if i == 0 || order[i] != order[i-1] {
@@ -258,6 +233,76 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 		}
 	}
 	return nil
+}
+
+// setResult fills res from o for cost requests.
+func setResult(res *Result, o outcome, cost int64) {
+	*res = Result{Allowed: o.allowed, Remaining: o.remaining,
+		ResetAfter: time.Duration(o.resetAfter), RetryAfter: time.Duration(o.retryAfter)}
+	if o.allowed {
+		res.RetryAfter = 0
+		res.Granted = cost
+	}
+}
+
+// decideCounter decides a counter-algorithm request for key k at now without counting it: it
+// fills res and returns the slot holding k (or -1) and the entry to store if the decision admits.
+// Called with the shard locked.
+func (sh *memShard) decideCounter(r *Request, k uint64, now int64, res *Result) (int32, memEntry) {
+	var e memEntry
+	slot := sh.find(k)
+	if slot >= 0 {
+		e = sh.tab[slot]
+	}
+	exists := slot >= 0 && e.exp > now
+	cost := r.Cost
+	if r.UpTo {
+		cost = max(1, grantable(r.Algorithm, r.Limit, e.st, exists, now, cost))
+	}
+	o := evaluate(r.Algorithm, r.Limit, e.st, exists, now, cost)
+	setResult(res, o, cost)
+	return slot, memEntry{key: k, st: o.next, exp: o.expires}
+}
+
+// commitCounter stores e, found at slot by decideCounter (-1: absent). Called with the shard
+// locked.
+func (sh *memShard) commitCounter(slot int32, e memEntry, now int64, limit, maxSlots int) {
+	if slot >= 0 && int(slot) < len(sh.tab) && sh.tab[slot].key == e.key {
+		sh.tab[slot] = e // still where decideCounter found it (nothing moved it since)
+		return
+	}
+	sh.put(e, now, limit, maxSlots)
+}
+
+// decideLog decides a SlidingLog request for key k at now without counting it: it prunes the
+// key's log, fills res and returns the log (nil if none). Called with the shard locked.
+func (sh *memShard) decideLog(r *Request, k uint64, now int64, res *Result) *logEntry {
+	le := sh.logs[k]
+	var ts []int64
+	if le != nil {
+		le.ts = pruneLog(le.ts, now-int64(r.Limit.Period))
+		ts = le.ts
+	}
+	cost := r.Cost
+	if r.UpTo {
+		cost = max(1, min(cost, r.Limit.Count-int64(len(ts))))
+	}
+	setResult(res, logOutcome(r.Limit, ts, now, cost), cost)
+	return le
+}
+
+// commitLog records granted requests at now in le, key k's log (nil: created). Called with the
+// shard locked.
+func (sh *memShard) commitLog(le *logEntry, r *Request, k uint64, granted, now int64, limit int) {
+	if le == nil {
+		sh.makeRoom(now, limit, k)
+		le = &logEntry{ts: make([]int64, 0, min(r.Limit.Count, 8))}
+		sh.logs[k] = le
+	}
+	for range granted {
+		le.ts = append(le.ts, now)
+	}
+	le.exp = now + int64(r.Limit.Period)
 }
 
 // minSlots is the size of a shard's table when its first key arrives.
