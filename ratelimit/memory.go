@@ -185,7 +185,7 @@ func (s *MemoryStore) Take(_ context.Context, now time.Time, reqs []Request, res
 		keys  [MaxRules]uint64
 		order [MaxRules]uint8
 		next  [MaxRules]memEntry
-		slots [MaxRules]int32 // where the key was found, or -1
+		slots [MaxRules]int // where the key was found, or -1
 		logs  [MaxRules]*logEntry
 	)
 	for i := range reqs {
@@ -248,7 +248,7 @@ func setResult(res *Result, o outcome, cost int64) {
 // decideCounter decides a counter-algorithm request for key k at now without counting it: it
 // fills res and returns the slot holding k (or -1) and the entry to store if the decision admits.
 // Called with the shard locked.
-func (sh *memShard) decideCounter(r *Request, k uint64, now int64, res *Result) (int32, memEntry) {
+func (sh *memShard) decideCounter(r *Request, k uint64, now int64, res *Result) (int, memEntry) {
 	var e memEntry
 	slot := sh.find(k)
 	if slot >= 0 {
@@ -266,8 +266,8 @@ func (sh *memShard) decideCounter(r *Request, k uint64, now int64, res *Result) 
 
 // commitCounter stores e, found at slot by decideCounter (-1: absent). Called with the shard
 // locked.
-func (sh *memShard) commitCounter(slot int32, e memEntry, now int64, limit, maxSlots int) {
-	if slot >= 0 && int(slot) < len(sh.tab) && sh.tab[slot].key == e.key {
+func (sh *memShard) commitCounter(slot int, e memEntry, now int64, limit, maxSlots int) {
+	if slot >= 0 && slot < len(sh.tab) && sh.tab[slot].key == e.key {
 		sh.tab[slot] = e // still where decideCounter found it (nothing moved it since)
 		return
 	}
@@ -312,7 +312,7 @@ const minSlots = 8
 const sampleScan = 64
 
 // find returns the slot holding key k, or -1. Called with the shard locked.
-func (sh *memShard) find(k uint64) int32 {
+func (sh *memShard) find(k uint64) int {
 	tab := sh.tab
 	if len(tab) == 0 {
 		return -1
@@ -321,7 +321,7 @@ func (sh *memShard) find(k uint64) int32 {
 	for i := k & mask; ; i = (i + 1) & mask {
 		switch tab[i].key {
 		case k:
-			return int32(i)
+			return int(i)
 		case 0:
 			return -1
 		}

@@ -15,7 +15,7 @@ func checkShard(t *testing.T, sh *memShard, model map[uint64]int64) {
 			continue
 		}
 		occupied++
-		if got := sh.find(e.key); got != int32(i) {
+		if got := sh.find(e.key); got != i {
 			t.Fatalf("key %#x at slot %d found at %d", e.key, i, got)
 		}
 	}
