@@ -30,9 +30,9 @@
 //
 // # Stores and failures
 //
-// The default store is a private MemoryStore: sharded maps of 64-bit keyed hashes, expiring,
-// bounded by MemoryMaxKeys (default 262,144 keys, at most MemoryBytesPerKey = 128 bytes each; 80
-// measured), 0 allocations per decision. WithStore shares one store between limiters (one per
+// The default store is a private MemoryStore: sharded flat hash tables of 64-bit keyed hashes,
+// expiring, bounded by MemoryMaxKeys (default 262,144 keys, at most MemoryBytesPerKey = 128 bytes
+// each; 64 measured), 0 allocations per decision. WithStore shares one store between limiters (one per
 // route, say) or puts the counters where every gateway instance sees them:
 //
 //   - RedisStore (go-redis UniversalClient): one Lua script per decision decides all rules

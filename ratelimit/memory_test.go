@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,5 +113,50 @@ func TestStoresRejectInvalidRequests(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMemoryConcurrentFlood: goroutines flood a small store with distinct keys of every algorithm
+// (so tables grow, entries expire and are evicted concurrently; run with -race) while a hot key,
+// decided together with a second rule, stays exact: 5 admitted per hour, whatever the flood.
+func TestMemoryConcurrentFlood(t *testing.T) {
+	clk := newClock()
+	s, _ := ratelimit.NewMemoryStore(ratelimit.MemoryMaxKeys(4096))
+	l, _ := ratelimit.New([]ratelimit.Rule{
+		{Name: "user", Limit: ratelimit.PerHour(5), Key: ratelimit.Constant("x")},
+		{Name: "svc", Limit: ratelimit.PerHour(1 << 20), Key: ratelimit.Constant("x"), Algorithm: ratelimit.FixedWindow},
+	}, ratelimit.WithStore(s), ratelimit.WithClock(clk.Now))
+	var wg sync.WaitGroup
+	var admitted atomic.Int64
+	for g := range 4 {
+		wg.Go(func() {
+			reqs := []ratelimit.Request{{Rule: "flood", Limit: ratelimit.PerSecond(10), Cost: 1}}
+			res := make([]ratelimit.Result, 1)
+			for i := range 20000 {
+				reqs[0].Key = strconv.Itoa(g*1_000_000 + i)
+				reqs[0].Algorithm = algorithms[i%len(algorithms)]
+				if err := s.Take(context.Background(), clk.Now(), reqs, res); err != nil || !res[0].Allowed {
+					t.Errorf("flood key %d: %v %+v", i, err, res[0])
+					return
+				}
+				if i%1000 == 0 {
+					clk.Advance(50 * time.Millisecond) // some flood entries expire
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 2000 {
+			if d, _ := l.Allow(context.Background(), "hot"); d.Allowed {
+				admitted.Add(1)
+			}
+		}
+	})
+	wg.Wait()
+	if got := s.Len(); got > 4096 {
+		t.Fatalf("store holds %d keys, bound 4096", got)
+	}
+	if admitted.Load() != 5 {
+		t.Fatalf("hot key admitted %d, want 5", admitted.Load())
 	}
 }
