@@ -148,12 +148,12 @@ func (rk *remoteKeys) refresh(ctx context.Context, force bool) error {
 	}
 	rk.next = next
 	rk.mu.Unlock()
-	close(ch)
 	if err != nil {
 		rk.fetches.Add(context.Background(), 1, rk.errAtt)
 	} else {
 		rk.fetches.Add(context.Background(), 1, rk.okAttrs)
 	}
+	close(ch) // after counting, so a waiter that returns sees its fetch in the metrics
 	return err
 }
 

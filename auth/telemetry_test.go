@@ -91,7 +91,13 @@ func TestMetricsAndLogs(t *testing.T) {
 		got["auth.method=jwt,auth.outcome=rejected,auth.reason=no credentials"] != 1 {
 		t.Errorf("rejections: %v", got)
 	}
+	// The key set is installed before its fetch is counted, so a request can succeed a moment
+	// before the "ok" fetch shows in the metrics: wait for it.
 	fetches := counts(t, rd, "gatewaykit.auth.jwks.fetches")
+	for fetches["auth.outcome=ok"] < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		fetches = counts(t, rd, "gatewaykit.auth.jwks.fetches")
+	}
 	if fetches["auth.outcome=error"] < 1 || fetches["auth.outcome=ok"] < 1 {
 		t.Errorf("fetches: %v", fetches)
 	}
