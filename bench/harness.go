@@ -124,6 +124,9 @@ func runHarness(ctx context.Context, o options) error {
 	}
 	res := &results{Machine: machineLine(), Started: time.Now().UTC(), Rounds: o.rounds, Conns: o.conns,
 		Duration: o.duration, OpenDuration: o.openDur, Rates: o.rates, Targets: targets}
+	for _, t := range targets {
+		res.TargetNames = append(res.TargetNames, t.name)
+	}
 	res.Tool = "vegeta"
 	if _, err := exec.LookPath("wrk"); err == nil {
 		res.Tool = "wrk"

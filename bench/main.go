@@ -35,6 +35,7 @@ type options struct {
 	rates     []int
 	out       string
 	only      string
+	replot    string
 }
 
 func main() {
@@ -49,6 +50,7 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 32, "closed-loop connections")
 	flag.StringVar(&o.out, "out", "bench/results", "results folder")
 	flag.StringVar(&o.only, "only", "", "comma-separated target names to run (default: all available)")
+	flag.StringVar(&o.replot, "replot", "", "redraw the charts of a finished run from DIR/results.json, and exit")
 	flag.Parse()
 	o.rates = []int{1000, 5000}
 	if o.short {
@@ -57,6 +59,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.replot != "" {
+		if err := replot(o.replot); err != nil {
+			log.Fatalf("bench -replot: %v", err)
+		}
+		return
+	}
 	if o.role != "" {
 		if err := runRole(ctx, o); err != nil {
 			log.Fatalf("bench -role %s: %v", o.role, err)

@@ -27,6 +27,8 @@ type results struct {
 	OpenDuration time.Duration
 	Rates        []int
 	Targets      []target `json:"-"`
+	// TargetNames lists the targets in measurement order (Targets is not serialized).
+	TargetNames []string
 	// Closed holds req/s per target, one value per round, in round order.
 	Closed map[string][]float64
 	// Open holds open-loop latencies per target and rate, one per round.
@@ -180,9 +182,11 @@ func (r *results) throughputChart(path string) error {
 
 func (r *results) latencyChart(path string) error {
 	p := plot.New()
-	p.Title.Text = "Open-loop latency vs offered load (median of rounds)"
+	p.Title.Text = "Open-loop latency vs offered load (median of rounds, log scale)"
 	p.X.Label.Text = "offered load (req/s)"
 	p.Y.Label.Text = "latency (ms)"
+	p.Y.Scale = plot.LogScale{} // a saturated target is 1000x slower: a linear axis hides the rest
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	var lines []any
 	for _, t := range r.Targets {
 		for _, q := range []struct {
@@ -191,7 +195,7 @@ func (r *results) latencyChart(path string) error {
 		}{{"p50", func(l latency) time.Duration { return l.P50 }}, {"p99", func(l latency) time.Duration { return l.P99 }}} {
 			pts := make(plotter.XYs, 0, len(r.Rates))
 			for _, rate := range r.Rates {
-				pts = append(pts, plotter.XY{X: float64(rate), Y: float64(q.f(medianLatency(r.Open[t.name][rate]))) / 1e6})
+				pts = append(pts, plotter.XY{X: float64(rate), Y: max(0.01, float64(q.f(medianLatency(r.Open[t.name][rate])))/1e6)})
 			}
 			lines = append(lines, t.name+" "+q.name, pts)
 		}
@@ -202,4 +206,31 @@ func (r *results) latencyChart(path string) error {
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	return p.Save(9*vg.Inch, 5*vg.Inch, path)
+}
+
+// replot redraws the charts of a finished run from its results.json, into the same folder.
+func replot(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return err
+	}
+	var r results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	names := r.TargetNames
+	if len(names) == 0 { // runs before TargetNames existed: the harness's order
+		for _, n := range []string{"direct", "bare", "bare-transport", "bare-tuned", "gkproxy", "full", "nginx", "caddy"} {
+			if _, ok := r.Closed[n]; ok {
+				names = append(names, n)
+			}
+		}
+	}
+	for _, n := range names {
+		r.Targets = append(r.Targets, target{name: n})
+	}
+	if err := r.throughputChart(filepath.Join(dir, "throughput.png")); err != nil {
+		return err
+	}
+	return r.latencyChart(filepath.Join(dir, "latency.png"))
 }
