@@ -405,7 +405,12 @@ func (sh *memShard) makeRoom(now int64, limit int, k uint64) {
 		mask := uint64(len(tab) - 1)
 		i := (k >> 32) & mask
 		seen := 0
-		for range min(sampleScan, len(tab)) {
+		for n := 0; n < len(tab); n++ {
+			// past sampleScan slots, go on only while a full shard has no victim yet (a run
+			// of 64 empty slots does occur in a half-empty linear-probing table)
+			if n >= sampleScan && (found || !full || sh.n == 0) {
+				break
+			}
 			e := &tab[i]
 			if e.key != 0 {
 				if e.exp <= now {

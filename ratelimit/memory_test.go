@@ -65,17 +65,22 @@ func TestMemoryFloodBounded(t *testing.T) {
 	runtime.KeepAlive(s)
 }
 
+// TestMemoryExpiry: expired entries are reclaimed and the bound holds exactly. Repeated with fresh
+// stores (fresh hash seeds): the bound once slipped when a full shard's sample window happened to
+// be a run of empty slots (about 1 store in 10 at this size).
 func TestMemoryExpiry(t *testing.T) {
-	clk := newClock()
-	s, _ := ratelimit.NewMemoryStore(ratelimit.MemoryMaxKeys(1024))
-	fill(t, s, clk.Now(), 0, 1000)
-	if s.Len() != 1000 {
-		t.Fatalf("len %d", s.Len())
-	}
-	clk.Advance(2 * time.Minute) // every bucket is full again: entries expired
-	fill(t, s, clk.Now(), 1000, 3000)
-	if got := s.Len(); got > 1024 {
-		t.Fatalf("expired entries not reclaimed: %d keys held, bound 1024", got)
+	for range 100 {
+		clk := newClock()
+		s, _ := ratelimit.NewMemoryStore(ratelimit.MemoryMaxKeys(1024))
+		fill(t, s, clk.Now(), 0, 1000)
+		if s.Len() != 1000 {
+			t.Fatalf("len %d", s.Len())
+		}
+		clk.Advance(2 * time.Minute) // every bucket is full again: entries expired
+		fill(t, s, clk.Now(), 1000, 3000)
+		if got := s.Len(); got > 1024 {
+			t.Fatalf("expired entries not reclaimed: %d keys held, bound 1024", got)
+		}
 	}
 }
 
