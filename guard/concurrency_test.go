@@ -105,27 +105,44 @@ func serveAsync(h http.Handler, req *http.Request) <-chan *httptest.ResponseReco
 
 func TestConcurrencyQueueFullAndTimeout(t *testing.T) {
 	g := newGate()
-	l := must(guard.NewConcurrency(1, guard.QueueSize(1), guard.MaxWait(50*time.Millisecond), guard.RetryAfter(2*time.Second)))
+	l := must(guard.NewConcurrency(1, guard.QueueSize(1), guard.MaxWait(time.Minute), guard.RetryAfter(2*time.Second)))
 	h := l.Wrap(g)
 	first := serveAsync(h, httptest.NewRequest("GET", "/", nil))
 	waitFor(t, "first in flight", func() bool { return g.now.Load() == 1 })
 
-	// The queue has room for one: this one waits, then times out.
-	second := serveAsync(h, httptest.NewRequest("GET", "/", nil))
+	// The queue has room for one: this one waits.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	second := serveAsync(h, httptest.NewRequest("GET", "/", nil).WithContext(ctx))
 	waitFor(t, "second queued", func() bool { return l.Waiting() == 1 })
-	// Queue full: rejected at once (the second still waits its 50ms, or has timed out).
+	// Queue full: rejected at once.
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if rec.Code != 503 || rec.Header().Get("Retry-After") != "2" {
 		t.Fatalf("queue full: %d Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
 	}
 	problemOf(t, rec.Header(), rec.Body.String())
+	cancel()
 	if r := <-second; r.Code != 503 {
-		t.Fatalf("timed-out wait: %d, want 503", r.Code)
+		t.Fatalf("canceled wait: %d, want 503", r.Code)
 	}
+
+	// A wait longer than MaxWait is rejected. (Nothing here depends on how long it took.)
+	short := must(guard.NewConcurrency(1, guard.MaxWait(20*time.Millisecond), guard.RetryAfter(2*time.Second)))
+	busy := serveAsync(short.Wrap(g), httptest.NewRequest("GET", "/", nil))
+	waitFor(t, "the short limiter's slot taken", func() bool { return short.InFlight() == 1 })
+	rec = httptest.NewRecorder()
+	short.Wrap(g).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "2" || short.Waiting() != 0 {
+		t.Fatalf("timed-out wait: %d Retry-After %q, %d waiting", rec.Code, rec.Header().Get("Retry-After"), short.Waiting())
+	}
+	problemOf(t, rec.Header(), rec.Body.String())
 	close(g.release)
 	if r := <-first; r.Code != 200 {
 		t.Fatalf("first: %d", r.Code)
+	}
+	if r := <-busy; r.Code != 200 {
+		t.Fatalf("busy: %d", r.Code)
 	}
 }
 

@@ -29,6 +29,16 @@
 // and on case-sensitive backends, so it is not a bypass there; if a backend folds case,
 // route it with case-insensitive rules of your own. Query strings are not inspected.
 //
+// # Concurrency and fairness
+//
+// Concurrency bounds the requests in flight and queues a few more for a short while. With
+// PerKey (a client IP, a subject, an API key), the queue is fair across keys: when a slot frees,
+// the keys with waiters take turns (round robin, each key's own waiters in arrival order), and
+// when the queue is full, a request whose key has at least two fewer waiters than the key with
+// the most displaces that key's newest waiter. A flooding key therefore fills only what nobody
+// else needs: a quiet key's request is admitted to the queue and is granted a slot after at most
+// one grant per key that was waiting before it. Without PerKey the queue is one FIFO.
+//
 // # Server hardening
 //
 // The zero http.Server has no timeouts: a client that sends its headers one byte a minute holds
@@ -49,8 +59,9 @@
 //     "malformed_encoding", "control_bytes", "encoded_dot_segment", "double_encoding",
 //     "encoded_slash", "backslash", "dot_segment", "empty_segment", "semicolon"; ip: "denied",
 //     "not_allowed", "unknown_address"; size: "url", "header_count", "header_bytes", "body";
-//     concurrency: "queue_full", "wait_timeout", "key_queue_full", "key_wait_timeout"; cors:
-//     "origin", "method", "header").
+//     concurrency: "queue_full", "wait_timeout", "key_queue_full", "key_wait_timeout" (key_:
+//     the request's own PerKey limit held it back), "displaced" (a full queue made room for a
+//     key with fewer waiters); cors: "origin", "method", "header").
 //
 // Concurrency.InFlight and Concurrency.Waiting expose the limiter's state for an observable
 // gauge of your own. Guards log nothing per request.

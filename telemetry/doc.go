@@ -25,10 +25,23 @@
 // # Access log
 //
 // One line per request at slog.LevelInfo (AccessLogLevel), message "request", with: method,
-// route (the pattern's path, "" when unmatched), path (r.URL.Path), status, duration, bytes
-// (response body bytes), and when known request_id (gatewaykit.RequestIDFrom), subject (the
-// gatewaykit.Identity, see RecordIdentity and SetSubject), upstream (SetUpstream; several are
-// joined with ","), trace_id and span_id (the server span).
+// route (the pattern's path, "" when unmatched), path (see below), query (only with LogQuery),
+// status, duration, bytes (response body bytes), and when known request_id
+// (gatewaykit.RequestIDFrom), subject (the gatewaykit.Identity, see RecordIdentity and
+// SetSubject), upstream (SetUpstream; several are joined with ","), trace_id and span_id (the
+// server span).
+//
+// Paths carry personal data and secrets (/users/alice@example.com, /reset/{token}), so the raw
+// path is not logged by default: path holds what WithPathRedaction's function returns, by
+// default RoutePath, the matched pattern's path ("/api/users/{id}") or "" for a request no
+// pattern matched. RouteOrRawPath logs the raw path of unmatched requests (to find broken
+// clients), RawPath logs r.URL.Path always, and a function of your own can keep chosen path
+// values. The query string is never logged unless LogQuery is given.
+//
+// Traces are not redacted: following the OpenTelemetry conventions, the server span carries
+// url.path (the raw path), client.address and user_agent.original, and NewTransport's client
+// spans carry url.full (the upstream URL with its query). Scrub them in a span processor or
+// the collector if your trace backend must not hold them.
 //
 // # Metric names
 //
@@ -40,8 +53,9 @@
 //
 //   - http.server.request.duration (s, histogram), http.server.request.body.size and
 //     http.server.response.body.size (By): attributes http.request.method,
-//     http.response.status_code, http.route, url.scheme, network.protocol.*, server.address,
-//     server.port.
+//     http.response.status_code, http.route (the pattern's path, absent when unmatched; never
+//     the raw path), url.scheme, network.protocol.*. Setup's ServerMetricsView removes the
+//     server.address and server.port that otelhttp takes from the client's Host header.
 //   - http.client.request.duration (s), http.client.request.body.size (By) from NewTransport:
 //     http.request.method, http.response.status_code, server.address, server.port.
 //

@@ -62,6 +62,6 @@ func Example() {
 	gateway.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	fmt.Println(rec.Code, rec.Header().Get("Content-Type"))
 	// Output:
-	// level=INFO msg=request method=GET route=/api/orders/{id} path=/api/orders/42 status=200 bytes=11 request_id=req-1 upstream=orders@10.0.0.5:9001
+	// level=INFO msg=request method=GET route=/api/orders/{id} path=/api/orders/{id} status=200 bytes=11 request_id=req-1 upstream=orders@10.0.0.5:9001
 	// 200 text/plain; version=0.0.4; charset=utf-8; escaping=underscores
 }

@@ -33,6 +33,8 @@ type Middleware struct {
 	logger *slog.Logger
 	level  slog.Level
 	access bool
+	path   func(*http.Request) string
+	query  bool
 }
 
 // New returns the telemetry middleware. Place it directly around the http.ServeMux (after the
@@ -40,8 +42,11 @@ type Middleware struct {
 // http.route span attribute and the http.route metric attribute, and log the route. Handlers
 // inside the mux's routes may copy the request freely.
 //
+// The access log's path field is the matched pattern's path by default, never the raw path, and
+// the query string is not logged: see WithPathRedaction and LogQuery.
+//
 // Options: WithTracerProvider, WithMeterProvider, WithPropagators, WithLogger, AccessLogLevel,
-// WithoutAccessLog, TrustIncomingTrace.
+// WithoutAccessLog, WithPathRedaction, LogQuery, TrustIncomingTrace.
 func New(opts ...Option) (*Middleware, error) {
 	c, err := newConfig(opts)
 	if err != nil {
@@ -64,6 +69,8 @@ func New(opts ...Option) (*Middleware, error) {
 		logger: c.logger,
 		level:  c.level,
 		access: !c.noAccess,
+		path:   c.path,
+		query:  c.query,
 	}, nil
 }
 
@@ -101,11 +108,15 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 
 func (m *Middleware) log(r *http.Request, ann *annotations, rec *recorder, route string, d time.Duration) {
 	ctx := r.Context()
-	attrs := make([]slog.Attr, 0, 11)
+	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs,
 		slog.String("method", r.Method),
 		slog.String("route", route),
-		slog.String("path", r.URL.Path),
+		slog.String("path", m.path(r)))
+	if m.query && r.URL.RawQuery != "" {
+		attrs = append(attrs, slog.String("query", r.URL.RawQuery))
+	}
+	attrs = append(attrs,
 		slog.Int("status", rec.status()),
 		slog.Duration("duration", d),
 		slog.Int64("bytes", rec.bytes))

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"errors"
 	"log/slog"
+	"net/http"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -21,6 +22,8 @@ type config struct {
 	level    slog.Level
 	noAccess bool
 	trustIn  bool
+	path     func(*http.Request) string
+	query    bool
 }
 
 func newConfig(opts []Option) (*config, error) {
@@ -44,6 +47,9 @@ func newConfig(opts []Option) (*config, error) {
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
+	}
+	if c.path == nil {
+		c.path = RoutePath
 	}
 	return c, nil
 }
@@ -102,6 +108,33 @@ func AccessLogLevel(level slog.Level) Option {
 // WithoutAccessLog turns the access log off (spans and metrics stay). Applies to New.
 func WithoutAccessLog() Option {
 	return func(c *config) error { c.noAccess = true; return nil }
+}
+
+// WithPathRedaction sets what the access log records in its path field. f is called once per
+// logged request, after the handler returned, with the request the ServeMux received (so
+// r.Pattern and r.PathValue are set when a pattern matched); it must be safe for concurrent use.
+// The default is RoutePath: the matched pattern's path ("/api/users/{id}"), "" when no pattern
+// matched, so the IDs, e-mail addresses and tokens a path may carry never reach the log.
+// RouteOrRawPath adds r.URL.Path for unmatched requests, RawPath logs r.URL.Path always; a
+// function of your own can keep chosen path values (r.PathValue). The query string is never part
+// of the path field: see LogQuery. Only the access log is affected: span attributes follow the
+// OpenTelemetry conventions (see the package doc). Applies to New.
+func WithPathRedaction(f func(r *http.Request) string) Option {
+	return func(c *config) error {
+		if f == nil {
+			return errors.New("telemetry: WithPathRedaction: nil function")
+		}
+		c.path = f
+		return nil
+	}
+}
+
+// LogQuery adds the request's query string, as sent (r.URL.RawQuery, still percent-encoded), to
+// the access log line as the field query, when there is one. By default the query string is
+// never logged: it often carries search terms, e-mail addresses, API keys and signed-URL
+// tokens. Applies to New.
+func LogQuery() Option {
+	return func(c *config) error { c.query = true; return nil }
 }
 
 // TrustIncomingTrace makes the server span a child of the trace context the client sent

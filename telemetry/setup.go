@@ -10,10 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/otlptranslator"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -139,7 +141,8 @@ type SDK struct {
 // given span processors), a meter provider read by a Prometheus exporter on its own registry
 // (metric names translated to Prometheus style: gatewaykit.guard.rejections becomes
 // gatewaykit_guard_rejections_total, http.server.request.duration becomes
-// http_server_request_duration_seconds), and the W3C trace-context and baggage propagator. Unless
+// http_server_request_duration_seconds) with ServerMetricsView installed, and the W3C
+// trace-context and baggage propagator. Unless
 // NoGlobals, it installs them as the OpenTelemetry globals. Call Shutdown when the program ends
 // to flush spans.
 func Setup(opts ...SetupOption) (*SDK, error) {
@@ -166,7 +169,7 @@ func Setup(opts ...SetupOption) (*SDK, error) {
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
 	}
-	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(exp)}
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(exp), sdkmetric.WithView(ServerMetricsView())}
 	for _, r := range c.readers {
 		mopts = append(mopts, sdkmetric.WithReader(r))
 	}
@@ -192,6 +195,21 @@ func Setup(opts ...SetupOption) (*SDK, error) {
 		otel.SetTextMapPropagator(s.Propagator)
 	}
 	return s, nil
+}
+
+// ServerMetricsView returns the metric view Setup installs: it removes server.address and
+// server.port from otelhttp's HTTP server metrics (http.server.*). otelhttp takes both from the
+// request's Host header, which the client chooses, so every made-up host would start new time
+// series until the SDK's cardinality limit (2000 attribute sets per instrument) sends the
+// gateway's real series into the overflow series; the OpenTelemetry semantic conventions make
+// both attributes opt-in on server metrics for that reason. What stays is bounded: method
+// (unknown methods become "_OTHER"), status code, http.route (the ServeMux pattern, never the raw
+// path), scheme and protocol. Spans keep both attributes. Pass it to sdkmetric.WithView when you
+// build your own MeterProvider instead of calling Setup.
+func ServerMetricsView() sdkmetric.View {
+	return sdkmetric.NewView(
+		sdkmetric.Instrument{Name: "http.server.*", Scope: instrumentation.Scope{Name: otelhttp.ScopeName}},
+		sdkmetric.Stream{AttributeFilter: attribute.NewDenyKeysFilter("server.address", "server.port")})
 }
 
 // Shutdown flushes and stops the providers; later spans and measurements are dropped. It

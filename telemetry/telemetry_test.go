@@ -232,7 +232,7 @@ func TestAccessLog(t *testing.T) {
 	server := serverSpan(t, e)
 	first := lines[0]
 	for k, want := range map[string]any{
-		"msg": "request", "level": "INFO", "method": "GET", "route": "/api/orders/{id}", "path": "/api/orders/42",
+		"msg": "request", "level": "INFO", "method": "GET", "route": "/api/orders/{id}", "path": "/api/orders/{id}",
 		"status": float64(200), "bytes": float64(len(`{"order":"42"}`)), "request_id": "req-abc-123",
 		"subject": "user-7", "upstream": "orders@" + strings.TrimPrefix(e.upstream.URL, "http://"),
 		"trace_id": server.SpanContext.TraceID().String(), "span_id": server.SpanContext.SpanID().String(),
@@ -247,7 +247,7 @@ func TestAccessLog(t *testing.T) {
 	if l := lines[1]; l["status"] != float64(418) || l["route"] != "/api/teapot" || l["bytes"] != float64(0) || l["subject"] != nil {
 		t.Errorf("teapot line %v", l)
 	}
-	if l := lines[2]; l["status"] != float64(404) || l["route"] != "" || l["request_id"] == nil {
+	if l := lines[2]; l["status"] != float64(404) || l["route"] != "" || l["path"] != "" || l["request_id"] == nil {
 		t.Errorf("unmatched line %v", l)
 	}
 	// An unmatched route names the span by method only: never the raw path.
@@ -386,6 +386,7 @@ func TestConstruction(t *testing.T) {
 		"nil meter":      telemetry.WithMeterProvider(nil),
 		"nil propagator": telemetry.WithPropagators(nil),
 		"nil logger":     telemetry.WithLogger(nil),
+		"nil redaction":  telemetry.WithPathRedaction(nil),
 		"nil option":     nil,
 	} {
 		if _, err := telemetry.New(opt); err == nil {
