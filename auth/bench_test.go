@@ -116,3 +116,25 @@ func benchAPIKey(b *testing.B, keys *auth.APIKeys) {
 		}
 	}
 }
+
+// BenchmarkIntrospectionCached is a repeated opaque token answered from the positive cache (no
+// call to the endpoint), with issuer and audience configured.
+func BenchmarkIntrospectionCached(b *testing.B) {
+	iss := authtest.Start(b, "ES256")
+	in, err := auth.NewIntrospection(iss.IntrospectionURL(), auth.AllowInsecureHTTP(),
+		auth.WithClientCredentials("client", "secret"), auth.WithIssuer(iss.URL()), auth.WithAudience("api"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = in.Close() })
+	r := reqWith(bearer(iss.MintOpaque(map[string]any{"sub": "alice", "aud": "api", "roles": []string{"admin"}})))
+	if _, err := in.Authenticate(r); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := in.Authenticate(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -15,16 +15,22 @@
 //	api := gatewaykit.Chain(authn.Wrap, auth.RequireRole("admin"))(upstream)
 //
 // JWT verification uses github.com/golang-jwt/jwt/v5 with an explicit algorithm allow-list; "none"
-// and algorithm confusion are always rejected, the key's kty/curve/alg/use must fit the token's alg,
-// exp is required, nbf/iat are checked with a leeway, iss and aud when configured; a "crit" header,
-// a member name repeated in header or claims, and dates beyond year 9999 are rejected. Keys come from a
+// and algorithm confusion are always rejected, the key's kty/curve/alg/use must fit the token's
+// alg, exp is required, nbf/iat are checked with a leeway, iss and aud when configured; the "typ"
+// header must be absent, "JWT" or "at+jwt" unless WithAllowedTypes sets another explicit-typing
+// policy (RFC 8725 section 3.11), so that logout tokens, security event tokens or DPoP proofs
+// signed by the same IdP are not taken for access tokens (ErrTokenType); a "crit" header, a member
+// name repeated in header or claims, and dates beyond year 9999 are rejected. Keys come from a
 // static set, a JWKS URL or OIDC discovery; the JWKS cache refreshes in the background (honouring
 // Cache-Control max-age), refreshes at most once per cooldown on an unknown kid with concurrent
 // requests joining one fetch, and keeps the last good set when the IdP is down. Verified tokens are
 // cached (bounded, keyed by a keyed hash of the token, never past exp), so a repeated token costs a
 // map lookup; an entry is dropped when a JWKS refresh removes a key, also when the refresh races
-// the verification that wrote it. API keys are stored as SHA-256 hashes only (memory or Redis stores), carry owner,
-// tier, roles, scopes and expiry, and can be revoked and rotated with an overlap window.
+// the verification that wrote it. API keys are stored as SHA-256 hashes only (memory or Redis
+// stores), carry owner, tier, roles, scopes and expiry, and can be revoked and rotated with an
+// overlap window. Introspection requires "active": true and checks the answer's iss, aud and
+// token_type when WithIssuer, WithAudience or WithAllowedTokenTypes is given; active answers are
+// cached until exp, rejected ones for the negative TTL.
 //
 // # Login at the gateway and the gateway's own tokens
 //

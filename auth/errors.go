@@ -24,6 +24,12 @@ var (
 	ErrMalformed = errors.New("auth: malformed credential")
 	// ErrAlgorithm means the token's alg is not in the allow-list or does not match the key.
 	ErrAlgorithm = errors.New("auth: unsupported algorithm")
+	// ErrTokenType means the token's type is not accepted: a JWT whose "typ" header is not in the
+	// verifier's allowed types (WithAllowedTypes), or absent when a type is required, or an
+	// introspection answer whose "token_type" is not in WithAllowedTokenTypes. It keeps tokens of
+	// other kinds signed by the same issuer (logout tokens, security event tokens, DPoP proofs) from
+	// being accepted as access tokens (RFC 8725 section 3.11).
+	ErrTokenType = errors.New("auth: token type not accepted")
 	// ErrUnknownKey means no key matches the token's kid (after at most one JWKS refresh).
 	ErrUnknownKey = errors.New("auth: unknown signing key")
 	// ErrSignature means the signature does not verify.
@@ -32,9 +38,10 @@ var (
 	ErrExpired = errors.New("auth: token expired")
 	// ErrNotYetValid means nbf or iat is in the future beyond the leeway.
 	ErrNotYetValid = errors.New("auth: token not yet valid")
-	// ErrIssuer means iss is missing or not the configured issuer.
+	// ErrIssuer means iss is not the configured issuer (a missing iss is ErrMissingClaim).
 	ErrIssuer = errors.New("auth: wrong issuer")
-	// ErrAudience means aud is missing or does not name the configured audience.
+	// ErrAudience means aud does not name the configured audience (a missing or empty aud is
+	// ErrMissingClaim).
 	ErrAudience = errors.New("auth: wrong audience")
 	// ErrMissingClaim means a required claim (exp, sub or one set by WithRequiredClaims) is absent.
 	ErrMissingClaim = errors.New("auth: missing required claim")
@@ -47,9 +54,9 @@ var (
 
 // classes lists the sentinels in the order a rejection is classified by.
 var classes = []error{
-	ErrUnavailable, ErrAmbiguous, ErrTooLarge, ErrAlgorithm, ErrUnknownKey, ErrSignature, ErrExpired,
-	ErrNotYetValid, ErrIssuer, ErrAudience, ErrMissingClaim, ErrMalformed, ErrInvalidCredential,
-	ErrNoCredentials,
+	ErrUnavailable, ErrAmbiguous, ErrTooLarge, ErrAlgorithm, ErrTokenType, ErrUnknownKey, ErrSignature,
+	ErrExpired, ErrNotYetValid, ErrIssuer, ErrAudience, ErrMissingClaim, ErrMalformed,
+	ErrInvalidCredential, ErrNoCredentials,
 }
 
 // errDeclined marks an error from a method that saw a credential it does not handle (an opaque token

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -125,6 +126,34 @@ func FuzzUniqueMembers(f *testing.F) {
 			if uniqueMembers(dup) == nil {
 				t.Fatalf("duplicate %s not found in %s", kj, dup)
 			}
+		}
+	})
+}
+
+// FuzzTypPolicy: the typ check never panics, rejects every non-string, and accepts exactly the
+// values equal (ignoring case, with "application/" optional) to an allowed type.
+func FuzzTypPolicy(f *testing.F) {
+	for _, s := range []string{"JWT", "at+jwt", "application/at+JWT", "Application/JWT", "application/", "application/a/b",
+		"logout+jwt", "", "text/at+jwt", "at+jwt;q=1", "\u0000", "application/application/jwt"} {
+		f.Add(s)
+	}
+	def := defaultTypPolicy()
+	allowed := func(s string) bool {
+		if !strings.Contains(s, "/") {
+			s = "application/" + s
+		}
+		return strings.EqualFold(s, "application/jwt") || strings.EqualFold(s, "application/at+jwt")
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := def.check(map[string]any{"typ": s})
+		if ok := err == nil; ok != allowed(s) {
+			t.Fatalf("typ %q: accepted %v, want %v", s, ok, allowed(s))
+		}
+		if err != nil && !errors.Is(err, ErrTokenType) {
+			t.Fatalf("typ %q: class %v", s, err)
+		}
+		if !errors.Is(def.check(map[string]any{"typ": []byte(s)}), ErrMalformed) {
+			t.Fatal("a non-string typ passed")
 		}
 	})
 }

@@ -32,6 +32,13 @@ func FuzzJWTAuthenticate(f *testing.F) {
 		"Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.", "Basic Zm9v"} {
 		f.Add(s)
 	}
+	for _, typ := range []any{"at+jwt", "application/AT+JWT", "logout+jwt", "", 7, nil} { // typ header seeds
+		tok, err := iss.MintWithHeader(map[string]any{"typ": typ}, map[string]any{"sub": "a"})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add("Bearer " + tok)
+	}
 	f.Fuzz(func(t *testing.T, authz string) {
 		r, _ := http.NewRequest(http.MethodGet, "http://gw/", nil)
 		r.Header.Set("Authorization", authz)

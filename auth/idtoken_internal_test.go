@@ -17,7 +17,7 @@ import (
 
 // loginAgainst returns a Login for an authtest issuer whose discovery document also names
 // authorization and token endpoints.
-func loginAgainst(t *testing.T) (*Login, *authtest.Issuer) {
+func loginAgainst(t *testing.T, verifierOpts ...Option) (*Login, *authtest.Issuer) {
 	t.Helper()
 	var idp *authtest.Issuer
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -37,7 +37,7 @@ func loginAgainst(t *testing.T) (*Login, *authtest.Issuer) {
 	}
 	key := sha256.Sum256([]byte("k"))
 	l, err := NewLogin(srv.URL, "gateway", "https://gw.example/cb", WithSessionKeys(key[:]),
-		LoginVerifierOptions(AllowInsecureHTTP(), WithoutCache()))
+		LoginVerifierOptions(append([]Option{AllowInsecureHTTP(), WithoutCache()}, verifierOpts...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +59,7 @@ func TestVerifyIDToken(t *testing.T) {
 	tests := []struct {
 		name        string
 		claims      map[string]any
+		header      map[string]any // JOSE header fields for MintWithHeader
 		signer      *authtest.Issuer
 		nonce, sub  string
 		noToken     bool
@@ -83,6 +84,14 @@ func TestVerifyIDToken(t *testing.T) {
 		{name: "no ID token at refresh", noToken: true, sub: "alice", wantNoClaim: true},
 		{name: "subject changed at refresh", claims: with("sub", "mallory"), sub: "alice", want: ErrInvalidCredential},
 		{name: "refresh keeps subject", claims: with("nonce", nil), sub: "alice"},
+		// ID tokens carry "JWT" or no typ; an access token (at+jwt) or a logout token signed by the
+		// same keys is not an ID token.
+		{name: "typ absent", claims: base(), header: map[string]any{"typ": nil}, nonce: "n1"},
+		{name: "typ jwt", claims: base(), header: map[string]any{"typ": "jwt"}, nonce: "n1"},
+		{name: "typ application/JWT", claims: base(), header: map[string]any{"typ": "application/JWT"}, nonce: "n1"},
+		{name: "typ at+jwt", claims: base(), header: map[string]any{"typ": "at+jwt"}, nonce: "n1", want: ErrTokenType},
+		{name: "typ logout+jwt", claims: base(), header: map[string]any{"typ": "logout+jwt"}, nonce: "n1", want: ErrTokenType},
+		{name: "typ number", claims: base(), header: map[string]any{"typ": 1}, nonce: "n1", want: ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,7 +101,7 @@ func TestVerifyIDToken(t *testing.T) {
 				if tt.signer != nil {
 					signer = tt.signer
 				}
-				raw, err := signer.Mint(tt.claims)
+				raw, err := signer.MintWithHeader(tt.header, tt.claims)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -111,6 +120,22 @@ func TestVerifyIDToken(t *testing.T) {
 				t.Fatalf("claims %v without an ID token", claims)
 			}
 		})
+	}
+}
+
+// TestVerifyIDTokenAllowedTypes: WithAllowedTypes passed with LoginVerifierOptions replaces the ID
+// token's default typ policy.
+func TestVerifyIDTokenAllowedTypes(t *testing.T) {
+	l, idp := loginAgainst(t, WithAllowedTypes("id_token+jwt"))
+	for typ, want := range map[any]error{"id_token+jwt": nil, "JWT": ErrTokenType, nil: ErrTokenType} {
+		raw, err := idp.MintWithHeader(map[string]any{"typ": typ}, map[string]any{"sub": "alice", "aud": "gateway", "nonce": "n1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = l.verifyIDToken(context.Background(), (&oauth2.Token{AccessToken: "at"}).WithExtra(map[string]any{"id_token": raw}), "n1", "")
+		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+			t.Errorf("typ %v: %v, want %v", typ, err, want)
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ type JWT struct {
 	cache     *resultCache[*gatewaykit.Identity]
 	claims    claimMapper
 	require   []string
+	typ       typPolicy
 	closers   []func()
 	closeOnce sync.Once
 
@@ -46,10 +47,11 @@ type JWT struct {
 // here (bounded by the fetch timeout); if the IdP is down it is retried in the background and
 // tokens are rejected with ErrUnknownKey until keys arrive.
 //
-// Defaults: token from Authorization: Bearer, at most 8 KiB; exp required; leeway 30 s; iss and
-// aud checked when configured (WithOIDC configures iss); roles from "roles", scopes from "scope"
-// then "scp", tier from "tier"; verification cache of 10000 entries, at most 1 h each; JWKS refresh
-// every hour or at the IdP's max-age, unknown-kid refresh at most every 30 s; https required.
+// Defaults: token from Authorization: Bearer, at most 8 KiB; "typ" absent, "JWT" or "at+jwt"
+// (WithAllowedTypes); exp required; leeway 30 s; iss and aud checked when configured (WithOIDC
+// configures iss); roles from "roles", scopes from "scope" then "scp", tier from "tier";
+// verification cache of 10000 entries, at most 1 h each; JWKS refresh every hour or at the IdP's
+// max-age, unknown-kid refresh at most every 30 s; https required.
 func NewJWT(opts ...Option) (*JWT, error) {
 	c, err := apply("NewJWT", sMiddleware|sJWT, opts)
 	if err != nil {
@@ -58,7 +60,10 @@ func NewJWT(opts ...Option) (*JWT, error) {
 	if err := checkJWTConfig(c); err != nil {
 		return nil, err
 	}
-	j := &JWT{hmac: c.hmacSecret, claims: newClaimMapper(c), require: c.requiredClaims}
+	j := &JWT{hmac: c.hmacSecret, claims: newClaimMapper(c), require: c.requiredClaims, typ: defaultTypPolicy()}
+	if c.typesSet {
+		j.typ = c.types
+	}
 	if j.ext, err = newExtractor(c); err != nil {
 		return nil, err
 	}
@@ -178,9 +183,10 @@ func (j *JWT) Wrap(next http.Handler) http.Handler { return j.g.wrap(j, next) }
 // Authenticate implements Authenticator. The Identity has Method "jwt", the subject from "sub"
 // (required), roles, scopes and tier from the configured claims, and all claims in Claims. A cached
 // token returns the same *Identity for every request: treat it as read-only. Besides the checks
-// listed at NewJWT, a token is rejected (ErrMalformed) when its header has "crit", when header or
-// claims repeat a member name, or when exp, nbf or iat is not a number in [0, year 9999]. Safe for
-// concurrent use, also after Close.
+// listed at NewJWT, a token is rejected with ErrTokenType when its "typ" header is not allowed
+// (WithAllowedTypes), and with ErrMalformed when its header has "crit" or a "typ" that is not a
+// string, when header or claims repeat a member name, or when exp, nbf or iat is not a number in
+// [0, year 9999]. Safe for concurrent use, also after Close.
 func (j *JWT) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 	tok, err := j.ext.token(r)
 	if err != nil {
@@ -349,6 +355,11 @@ func (j *JWT) keyFor(ctx context.Context, t *jwtlib.Token) (any, error) {
 	if _, ok := t.Header["crit"]; ok {
 		return nil, fmt.Errorf("%w: unsupported critical header", ErrMalformed)
 	}
+	// Explicit typing (RFC 8725 section 3.11), before any key lookup: a JWT of another kind does
+	// not get to trigger an unknown-kid JWKS refresh.
+	if err := j.typ.check(t.Header); err != nil {
+		return nil, err
+	}
 	alg := t.Method.Alg()
 	if slices.Contains(hmacAlgs, alg) {
 		if j.hmac == nil {
@@ -383,7 +394,7 @@ func (j *JWT) keyFor(ctx context.Context, t *jwtlib.Token) (any, error) {
 
 // classifyJWT maps a golang-jwt error to this package's sentinels, keeping the cause.
 func classifyJWT(err error, keyfuncCalled bool) error {
-	for _, own := range []error{ErrUnknownKey, ErrAlgorithm, ErrMalformed} {
+	for _, own := range []error{ErrUnknownKey, ErrAlgorithm, ErrTokenType, ErrMalformed} {
 		if errors.Is(err, own) {
 			return err
 		}
@@ -494,9 +505,12 @@ func WithOIDC(issuer string) Option {
 	})
 }
 
-// WithIssuer requires the iss claim to equal iss. Applies to NewJWT.
+// WithIssuer requires the iss claim to equal iss (a missing iss is ErrMissingClaim, another value
+// ErrIssuer). For NewIntrospection it is the "iss" member of the introspection answer (RFC 7662),
+// compared exactly; an answer without a string iss is rejected. Default: not checked (NewJWT with
+// WithOIDC checks the OIDC issuer). Applies to NewJWT and NewIntrospection.
 func WithIssuer(iss string) Option {
-	return opt("WithIssuer", sJWT, func(c *config) error {
+	return opt("WithIssuer", sToken, func(c *config) error {
 		if iss == "" {
 			return errors.New("empty issuer")
 		}
@@ -505,9 +519,12 @@ func WithIssuer(iss string) Option {
 	})
 }
 
-// WithAudience requires the aud claim to contain at least one of auds. Applies to NewJWT.
+// WithAudience requires the aud claim (a string or an array of strings) to contain at least one of
+// auds, compared exactly (a missing or empty aud is ErrMissingClaim, no match ErrAudience). For
+// NewIntrospection it is the "aud" member of the introspection answer (RFC 7662); an aud of
+// another JSON type is ErrMalformed. Default: not checked. Applies to NewJWT and NewIntrospection.
 func WithAudience(auds ...string) Option {
-	return opt("WithAudience", sJWT, func(c *config) error {
+	return opt("WithAudience", sToken, func(c *config) error {
 		if len(auds) == 0 || containsEmpty(auds) {
 			return errors.New("empty audience")
 		}

@@ -234,7 +234,8 @@ func NewLogin(issuer, clientID, redirectURL string, opts ...LoginOption) (*Login
 		return nil, fmt.Errorf("auth: NewLogin: %w", err)
 	}
 	l.hc, l.closeHC = newHTTPClient(c)
-	vopts := slices.Clone(lc.verifierOpts)
+	// An ID token has no typ or "JWT"; the user's WithAllowedTypes, if any, comes later and wins.
+	vopts := append([]Option{WithAllowedTypes(NoType, "JWT")}, lc.verifierOpts...)
 	// Each ID token is verified once: no verification cache (and no cache goroutine).
 	vopts = append(vopts, WithOIDC(issuer), WithAudience(clientID), WithHTTPClient(l.hc), WithoutCache())
 	if len(c.algorithms) == 0 {
@@ -479,9 +480,11 @@ func WithPostLogoutRedirect(u string) LoginOption {
 }
 
 // LoginVerifierOptions passes options of this package to the ID token verifier and to the login's
-// shared settings: WithAlgorithms, WithLeeway, WithClock, WithLogger, WithMeterProvider,
-// WithErrorHandler, WithHTTPClient, WithFetchTimeout, AllowInsecureHTTP, WithUpstreamHeaders and the
-// claim options (WithRolesClaim, WithScopeClaims, WithTierClaim) that shape the session's Identity.
+// shared settings: WithAlgorithms, WithAllowedTypes, WithLeeway, WithClock, WithLogger,
+// WithMeterProvider, WithErrorHandler, WithHTTPClient, WithFetchTimeout, AllowInsecureHTTP,
+// WithUpstreamHeaders and the claim options (WithRolesClaim, WithScopeClaims, WithTierClaim) that
+// shape the session's Identity. The ID token's "typ" must be absent or "JWT" unless
+// WithAllowedTypes says otherwise: an "at+jwt" access token is not accepted as an ID token.
 // Key sources, WithIssuer, WithAudience and Optional are refused (the issuer, client ID and
 // discovery decide them); options that do not apply to NewJWT are refused as by NewJWT.
 func LoginVerifierOptions(opts ...Option) LoginOption {
@@ -721,8 +724,9 @@ func (l *Login) ServeCallback(w http.ResponseWriter, r *http.Request) {
 var errNonce = fmt.Errorf("%w: nonce mismatch", ErrInvalidCredential)
 
 // verifyIDToken verifies the ID token of a token response with the package's JWT verifier (keys
-// from the issuer's JWKS, iss, aud = client ID, exp, iat), then azp and nonce. At refresh
-// (wantNonce == "") an ID token is optional, must keep the subject and its nonce is not checked.
+// from the issuer's JWKS, typ absent or "JWT" by default, iss, aud = client ID, exp, iat), then
+// azp and nonce. At refresh (wantNonce == "") an ID token is optional, must keep the subject and
+// its nonce is not checked.
 func (l *Login) verifyIDToken(ctx context.Context, tok *oauth2.Token, wantNonce, wantSub string) (map[string]any, error) {
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {

@@ -88,6 +88,8 @@ type config struct {
 	audiences       []string
 	leeway          time.Duration
 	requiredClaims  []string
+	types           typPolicy
+	typesSet        bool
 	cooldown        time.Duration
 	refreshInterval time.Duration
 
@@ -100,6 +102,7 @@ type config struct {
 	clientID     string
 	clientSecret string
 	negativeTTL  time.Duration
+	tokenTypes   []string
 }
 
 type staticKey struct {

@@ -221,7 +221,8 @@ func (iss *Issuer) Mint(claims map[string]any) (string, error) {
 }
 
 // MintWithHeader is Mint with extra or overriding JOSE header fields (a different "kid", "typ", ...;
-// a nil value removes a field).
+// a nil value removes a field). The header has "typ": "JWT" unless overridden: {"typ": "at+jwt"}
+// mints an RFC 9068 access token, {"typ": nil} an untyped one.
 func (iss *Issuer) MintWithHeader(header, claims map[string]any) (string, error) {
 	k := iss.CurrentKey()
 	if k == nil {
@@ -247,12 +248,14 @@ func (iss *Issuer) Token(t testing.TB, claims map[string]any) string {
 }
 
 // MintOpaque returns a random opaque token that the introspection endpoint reports as active with
-// the given claims (iss, iat and exp added as for Mint, "active" set to true).
+// the given claims (iss, iat and exp added and nil values removed as for Mint, "active" set to
+// true): MintOpaque(map[string]any{"sub": "a", "iss": nil}) is answered without iss.
 func (iss *Issuer) MintOpaque(claims map[string]any) string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	tok := base64.RawURLEncoding.EncodeToString(b)
 	c := iss.withDefaults(claims)
+	maps.DeleteFunc(c, func(_ string, v any) bool { return v == nil })
 	c["active"] = true
 	iss.mu.Lock()
 	iss.opaque[tok] = c
