@@ -29,6 +29,8 @@ func TestProxyClientErrorsDoNotEject(t *testing.T) {
 		{"invalid upgrade protocol", "GET / HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: \xff\xfe\r\n\r\n", 400},
 		{"malformed chunked body", "POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", 400},
 		{"body over the size limit", "POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("x", 100), 413},
+		// A PUT is buffered for retries before the first attempt: the same answers.
+		{"buffered body over the size limit", "PUT / HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("x", 100), 413},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

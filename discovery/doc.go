@@ -15,6 +15,14 @@
 // "X-Service-Version: v2" to the instances tagged v2. WithTransport slots in a circuit breaker's
 // RoundTripper and WithErrorMapper turns its sentinel errors into problems.
 //
+// When the connection to an instance fails before any response header arrived (refused, reset,
+// closed), a request that is safe to send twice (an idempotent method or an Idempotency-Key, with
+// no body or a small one the proxy buffers) is retried on another instance it has not tried, by
+// default once, within a retry budget (20% of requests plus 3 per second over 10 seconds) so
+// retries cannot multiply an outage: a dead instance costs no client an error while passive
+// health ejects it. Responses, 5xx included, timeouts and client cancellations are never retried.
+// See RetryPolicy, WithRetry and WithoutRetry.
+//
 //	res, err := discovery.NewConsul(consulClient)
 //	orders, err := discovery.NewProxy(res, "orders",
 //		discovery.WithBalancer(discovery.P2C()),
@@ -34,7 +42,11 @@
 // Meter name "github.com/gatewaykit/gatewaykit/discovery". Attributes are bounded: "service" is a
 // configured service name, "instance" an instance's host:port (bounded by the instance set).
 //
-//   - gatewaykit.discovery.picks (counter, {request}): requests forwarded, by service and instance.
+//   - gatewaykit.discovery.picks (counter, {request}): attempts forwarded (requests, plus their
+//     retries), by service and instance.
+//   - gatewaykit.discovery.retries (counter, {retry}): retries on another instance, by service and
+//     outcome: retried, budget_exhausted (the retry budget refused it), no_instance (no untried
+//     instance was left in the request's group).
 //   - gatewaykit.discovery.ejections (counter, {ejection}): passive-health ejections, by service
 //     and instance.
 //   - gatewaykit.discovery.errors (counter, {request}): requests the proxy failed, by service and
@@ -50,10 +62,13 @@
 //   - gatewaykit.discovery.health_checks (counter, {check}): active checks of static instances, by
 //     service and result: success, failure.
 //
-// The proxy also sets "gatewaykit.discovery.service" and "gatewaykit.discovery.instance" on the
-// request's current span (for example otelhttp's server span) when it is recording; it starts no
-// spans of its own, so it has no tracer provider option.
+// The proxy also sets "gatewaykit.discovery.service", "gatewaykit.discovery.instance" and
+// "gatewaykit.discovery.attempts" on the request's current span (for example otelhttp's server
+// span) when it is recording; after a retry the instance is the one that answered or failed last,
+// and a "gatewaykit.discovery.retry" event names each failed instance. It starts no spans of its
+// own, so it has no tracer provider option.
 //
 // Logs go to slog (WithLogger): ejections and readmissions, Consul becoming unreachable and coming
-// back, and upstream failures, at most one line per second for what can repeat per request.
+// back, upstream failures and an exhausted retry budget, at most one line per second for what can
+// repeat per request; each retry at debug level.
 package discovery

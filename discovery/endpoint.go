@@ -30,6 +30,7 @@ type Endpoint struct {
 	readmittedAt int64
 
 	rp        *httputil.ReverseProxy
+	rt        attemptTransport // rp's transport when retries are on
 	proxy     *Proxy
 	pickOpts  []metric.AddOption
 	spanAttrs []attribute.KeyValue
@@ -52,12 +53,17 @@ func (e *Endpoint) HostPort() string { return e.hostport }
 func (e *Endpoint) Weight() int { return e.weight }
 
 // InFlight returns the number of requests the Proxy is currently forwarding to this endpoint
-// (including open WebSocket and streaming connections).
+// (including open WebSocket and streaming connections). A request retried on another endpoint
+// counts there while its attempt and response last, except a WebSocket tunnel, which stays
+// counted on the endpoint first picked.
 func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
 
 func (e *Endpoint) rewrite(pr *httputil.ProxyRequest) { e.proxy.rewrite(pr, e) }
 
 func (e *Endpoint) modifyResponse(res *http.Response) error {
+	if rb, ok := res.Body.(*retriedBody); ok {
+		e = rb.e // a retry went to another instance: the outcome is that instance's
+	}
 	if res.StatusCode >= 500 {
 		e.proxy.failure(e)
 	} else if e.fails.Load() != 0 {

@@ -15,9 +15,11 @@ type proxyMetrics struct {
 	picks     metric.Int64Counter
 	ejections metric.Int64Counter
 	errors    metric.Int64Counter
+	retries   metric.Int64Counter
 	reg       metric.Registration
 
 	errNoInstance, errTimeout, errUpstream, errCanceled, errClient []metric.AddOption
+	retryRetried, retryBudget, retryNoInstance                     []metric.AddOption
 }
 
 func (m *proxyMetrics) init(mp metric.MeterProvider, service string, p *Proxy) error {
@@ -36,6 +38,10 @@ func (m *proxyMetrics) init(mp metric.MeterProvider, service string, p *Proxy) e
 		metric.WithDescription("Requests the proxy failed, by service and error.type (no_instance, timeout, upstream, canceled, client).")); err != nil {
 		return fmt.Errorf("discovery: metrics: %w", err)
 	}
+	if m.retries, err = meter.Int64Counter("gatewaykit.discovery.retries", metric.WithUnit("{retry}"),
+		metric.WithDescription("Retries on another instance after a connection failure, by service and outcome (retried, budget_exhausted, no_instance).")); err != nil {
+		return fmt.Errorf("discovery: metrics: %w", err)
+	}
 	endpoints, err := meter.Int64ObservableGauge("gatewaykit.discovery.endpoints", metric.WithUnit("{instance}"),
 		metric.WithDescription("Instances known to the proxy, by service and state (admitted, ejected)."))
 	if err != nil {
@@ -47,6 +53,10 @@ func (m *proxyMetrics) init(mp metric.MeterProvider, service string, p *Proxy) e
 	}
 	m.errNoInstance, m.errTimeout, m.errUpstream, m.errCanceled = errOpt("no_instance"), errOpt("timeout"), errOpt("upstream"), errOpt("canceled")
 	m.errClient = errOpt("client")
+	retryOpt := func(outcome string) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(svc, attribute.String("outcome", outcome)))}
+	}
+	m.retryRetried, m.retryBudget, m.retryNoInstance = retryOpt("retried"), retryOpt("budget_exhausted"), retryOpt("no_instance")
 	admitted := metric.WithAttributeSet(attribute.NewSet(svc, attribute.String("state", "admitted")))
 	ejected := metric.WithAttributeSet(attribute.NewSet(svc, attribute.String("state", "ejected")))
 	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {

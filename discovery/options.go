@@ -20,7 +20,8 @@ import (
 // same kind wins, except StripPrefix/ReplacePrefix, which may be given once).
 type Option func(*config) error
 
-// Clock tells the time. Proxies use it for outlier ejection and the Consul resolver for staleness.
+// Clock tells the time. Proxies use it for outlier ejection and the retry budget, the Consul
+// resolver for staleness.
 // Implementations must be safe for concurrent use.
 type Clock interface {
 	Now() time.Time
@@ -71,6 +72,7 @@ type config struct {
 	preserveHost  bool
 	scheme        string
 	passive       PassiveHealth
+	retry         RetryPolicy
 	route         *headerRoute
 
 	// static
@@ -129,7 +131,8 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 }
 
 // WithClock sets the clock (default the system clock). NewProxy uses it for outlier ejection and
-// readmission, NewConsul for staleness. Accepted by NewProxy and NewConsul.
+// readmission and for the retry budget's window, NewConsul for staleness. Accepted by NewProxy
+// and NewConsul.
 func WithClock(clk Clock) Option {
 	return func(c *config) error {
 		if err := only(c, "WithClock", kindProxy|kindConsul); err != nil {
@@ -254,8 +257,9 @@ func WithClientIPResolver(r *gatewaykit.ClientIPResolver) Option {
 // 503 no healthy instance (with Retry-After), 502 upstream failed, 504 upstream timed out, 400/413
 // client at fault, or what the WithErrorMapper function returned. For failures of the forward
 // itself the handler receives httputil.ReverseProxy's outbound request (URL and Host already
-// rewritten for the instance; same context as the inbound request, so request IDs and
-// cancellation carry over). h must be safe for concurrent use. NewProxy only.
+// rewritten for the instance, the last one tried when the request was retried; same context as
+// the inbound request, so request IDs and cancellation carry over), and the problem's Err is that
+// attempt's error. h must be safe for concurrent use. NewProxy only.
 func WithErrorHandler(h gatewaykit.ErrorHandler) Option {
 	return func(c *config) error {
 		if err := only(c, "WithErrorHandler", kindProxy); err != nil {
@@ -367,6 +371,34 @@ func WithoutPassiveHealth() Option {
 			return err
 		}
 		c.passive = PassiveHealth{}
+		return nil
+	}
+}
+
+// WithRetry configures retries on other instances after a connection failure (default
+// DefaultRetryPolicy: one retry, budget 20% of requests + 3/s, bodies up to 64 KiB); every field
+// must be set (see RetryPolicy's field docs), or MaxRetries 0 turns retries off. NewProxy only.
+func WithRetry(rp RetryPolicy) Option {
+	return func(c *config) error {
+		if err := only(c, "WithRetry", kindProxy); err != nil {
+			return err
+		}
+		if err := rp.validate(); err != nil {
+			return err
+		}
+		c.retry = rp
+		return nil
+	}
+}
+
+// WithoutRetry turns retries on other instances off (on by default, see DefaultRetryPolicy): a
+// failed attempt is answered 502/504 at once. NewProxy only.
+func WithoutRetry() Option {
+	return func(c *config) error {
+		if err := only(c, "WithoutRetry", kindProxy); err != nil {
+			return err
+		}
+		c.retry = RetryPolicy{}
 		return nil
 	}
 }

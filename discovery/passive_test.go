@@ -160,22 +160,34 @@ func TestPassiveEjectionAndReadmission(t *testing.T) {
 	}
 }
 
+// Connection errors count towards ejection whether or not the request is retried elsewhere:
+// without retries the client sees them (2 x 502) until the instance is ejected, with retries (the
+// default) it never does.
 func TestPassiveHealthConnectionErrors(t *testing.T) {
-	clk := newFakeClock()
-	var ok atomic.Bool
-	good := switchable(t, "good", &ok)
-	dead := discovery.Instance{ID: "dead", Address: "127.0.0.1", Port: 1}
-	p, front := newProxy(t, []discovery.Instance{dead, good}, discovery.WithClock(clk),
-		discovery.WithPassiveHealth(discovery.PassiveHealth{ConsecutiveFailures: 2, BaseEjection: time.Minute, MaxEjection: time.Minute, MaxEjectedPercent: 50}))
-	codes := map[int]int{}
-	for range 10 {
-		codes[get(t, front.URL)]++
-	}
-	if codes[502] != 2 || codes[200] != 8 {
-		t.Fatalf("status counts %v, want 2 x 502 then all 200", codes)
-	}
-	if got := ids(p); len(got) != 1 || got[0] != "good" {
-		t.Fatalf("routable = %v", got)
+	for _, tc := range []struct {
+		name    string
+		opts    []discovery.Option
+		want502 int
+	}{{"without retries", []discovery.Option{discovery.WithoutRetry()}, 2}, {"with retries", nil, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			var ok atomic.Bool
+			good := switchable(t, "good", &ok)
+			dead := discovery.Instance{ID: "dead", Address: "127.0.0.1", Port: 1}
+			p, front := newProxy(t, []discovery.Instance{dead, good}, append([]discovery.Option{discovery.WithClock(clk),
+				discovery.WithPassiveHealth(discovery.PassiveHealth{ConsecutiveFailures: 2, BaseEjection: time.Minute, MaxEjection: time.Minute, MaxEjectedPercent: 50})},
+				tc.opts...)...)
+			codes := map[int]int{}
+			for range 10 {
+				codes[get(t, front.URL)]++
+			}
+			if codes[502] != tc.want502 || codes[200] != 10-tc.want502 {
+				t.Fatalf("status counts %v, want %d x 502 then all 200", codes, tc.want502)
+			}
+			if got := ids(p); len(got) != 1 || got[0] != "good" {
+				t.Fatalf("routable = %v", got)
+			}
+		})
 	}
 }
 

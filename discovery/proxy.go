@@ -30,12 +30,16 @@ import (
 // trusted-proxy rules of WithClientIPResolver, responses stream (server-sent events are flushed
 // at once), trailers pass through and WebSocket upgrades are tunnelled.
 //
+// When the connection to the chosen instance fails before any response header arrived, a request
+// that is safe to send twice is retried on another instance, within a retry budget (see
+// RetryPolicy; default one retry).
+//
 // Failures are answered with problem+json through the error handler: 503 with Retry-After when no
 // instance is available, 504 when the upstream timed out, 502 for other upstream failures (or what
-// WithErrorMapper decides). Failures the client caused are 400 (a request body that could not be
-// read, an Upgrade header naming a non-printable protocol) or 413 (a body over the limit an
-// earlier middleware set with http.MaxBytesReader) and never count against the instance.
-// Upstream error text never reaches the client.
+// WithErrorMapper decides), after the retries if any. Failures the client caused are 400 (a
+// request body that could not be read, an Upgrade header naming a non-printable protocol) or 413
+// (a body over the limit an earlier middleware set with http.MaxBytesReader) and never count
+// against the instance. Upstream error text never reaches the client.
 //
 // A Proxy is safe for concurrent use. Close stops its resolver watch and closes idle connections.
 type Proxy struct {
@@ -61,6 +65,10 @@ type Proxy struct {
 	flushInterval time.Duration
 	passive       PassiveHealth
 	route         *headerRoute
+	retryPolicy   RetryPolicy
+	budget        retryBudget
+	epoch         time.Time // the retry budget's time origin
+	sysClock      bool      // clock is the system clock: the budget reads the monotonic clock alone
 
 	table atomic.Pointer[table]
 
@@ -81,15 +89,35 @@ type Proxy struct {
 type table struct {
 	all         []*Endpoint
 	admitted    []*Endpoint
-	picker      Picker
-	byTag       map[string]Picker
-	fallback    Picker
-	nextReadmit int64 // unix nanos of the earliest readmission, 0 when nothing is ejected
+	main        group            // every admitted endpoint
+	byTag       map[string]group // RouteByHeader: the admitted endpoints by allowed tag
+	fallback    group            // RouteByHeader: where requests without a matching tag go
+	nextReadmit int64            // unix nanos of the earliest readmission, 0 when nothing is ejected
+}
+
+// group is a set of endpoints a request may be routed to and its picker (nil when empty).
+type group struct {
+	picker Picker
+	eps    []*Endpoint
+}
+
+// group returns the routing group of r.
+func (t *table) group(r *http.Request, route *headerRoute) group {
+	if route == nil {
+		return t.main
+	}
+	if v := r.Header[route.header]; len(v) > 0 {
+		if g, ok := t.byTag[v[0]]; ok {
+			return g
+		}
+	}
+	return t.fallback
 }
 
 // NewProxy returns a Proxy for service, watching res for its instances. It accepts the options
-// marked "NewProxy". Defaults: RoundRobin, DefaultPassiveHealth, DefaultTransport (owned by the
-// proxy), no prefix rewriting, no trusted proxies, gatewaykit.WriteProblem, Retry-After 1s.
+// marked "NewProxy". Defaults: RoundRobin, DefaultPassiveHealth, DefaultRetryPolicy,
+// DefaultTransport (owned by the proxy), no prefix rewriting, no trusted proxies,
+// gatewaykit.WriteProblem, Retry-After 1s.
 //
 // The first instances arrive through the resolver's Watch; until then requests get 503.
 func NewProxy(res Resolver, service string, opts ...Option) (*Proxy, error) {
@@ -99,7 +127,8 @@ func NewProxy(res Resolver, service string, opts ...Option) (*Proxy, error) {
 	if service == "" {
 		return nil, errors.New("discovery: NewProxy: service name is empty")
 	}
-	c := config{kind: kindProxy, balancer: RoundRobin(), retryAfter: time.Second, scheme: "http", passive: DefaultPassiveHealth()}
+	c := config{kind: kindProxy, balancer: RoundRobin(), retryAfter: time.Second, scheme: "http", passive: DefaultPassiveHealth(),
+		retry: DefaultRetryPolicy()}
 	if err := c.apply(opts); err != nil {
 		return nil, err
 	}
@@ -110,8 +139,11 @@ func NewProxy(res Resolver, service string, opts ...Option) (*Proxy, error) {
 		rewriteFrom: c.rewriteFrom, rewriteTo: c.rewriteTo, rewriteSet: c.rewriteSet,
 		preserveHost: c.preserveHost, clientIP: c.clientIP, errHandler: c.errHandler.Or(),
 		errMapper: c.errMapper, retryAfter: c.retryAfter, flushInterval: c.flushInterval,
-		passive: c.passive, route: c.route, byKey: map[string]*Endpoint{}, ready: make(chan struct{}),
+		passive: c.passive, route: c.route, retryPolicy: c.retry, budget: newRetryBudget(c.retry),
+		byKey: map[string]*Endpoint{}, ready: make(chan struct{}),
 	}
+	p.epoch = p.clock.Now()
+	_, p.sysClock = p.clock.(systemClock)
 	if p.transport == nil {
 		p.ownTransport = DefaultTransport()
 		p.transport = p.ownTransport
@@ -212,17 +244,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t.nextReadmit != 0 && p.clock.Now().UnixNano() >= t.nextReadmit {
 		t = p.readmit()
 	}
-	pk := t.picker
-	if p.route != nil {
-		pk = t.fallback
-		if v := r.Header[p.route.header]; len(v) > 0 {
-			if tp, ok := t.byTag[v[0]]; ok {
-				pk = tp
-			}
-		}
-	}
 	var e *Endpoint
-	if pk != nil {
+	if pk := t.group(r, p.route).picker; pk != nil {
 		e = pk.Pick(r)
 	}
 	if e == nil || e.proxy != p { // nothing, or (a custom Picker's bug) an endpoint not ours
@@ -381,8 +404,14 @@ func fallbackGroup(eps []*Endpoint, tag string) []*Endpoint {
 	return g
 }
 
-// upstreamError answers a failed forward and records the failure against e.
+// upstreamError answers a failed forward and records the failure against e, or against the last
+// instance tried when retries failed too.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error, e *Endpoint) {
+	attempts := 1
+	hr := r // what the error handler sees: the last attempt's request
+	if re, ok := err.(*retriedError); ok {
+		err, e, hr, attempts = re.err, re.e, re.req, re.attempts
+	}
 	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
 		// The client went away: not the instance's fault, and nobody reads the answer.
 		p.m.errors.Add(r.Context(), 1, p.m.errCanceled...)
@@ -396,7 +425,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error,
 		if status == http.StatusRequestEntityTooLarge {
 			detail = "the request body is too large"
 		}
-		p.errHandler(w, r, gatewaykit.NewProblem(status, detail).WithErr(err))
+		p.errHandler(w, hr, gatewaykit.NewProblem(status, detail).WithErr(err))
 		return
 	}
 	p.failure(e)
@@ -423,9 +452,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error,
 		p.m.errors.Add(r.Context(), 1, p.m.errUpstream...)
 	}
 	if p.logLimit.allow() {
-		p.logger.Warn("discovery: upstream request failed", "service", p.service, "instance", e.hostport, "error", err)
+		p.logger.Warn("discovery: upstream request failed", "service", p.service, "instance", e.hostport, "attempts", attempts, "error", err)
 	}
-	p.errHandler(w, r, prob)
+	p.errHandler(w, hr, prob)
 }
 
 func isTimeout(err error) bool {
@@ -481,10 +510,14 @@ func (p *Proxy) newEndpoint(in Instance) *Endpoint {
 		ModifyResponse: e.modifyResponse,
 		ErrorHandler:   e.handleError,
 	}
+	if p.retryPolicy.MaxRetries > 0 {
+		e.rt.e = e
+		e.rp.Transport = &e.rt
+	}
 	e.pickOpts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
 		attribute.String("service", p.service), attribute.String("instance", e.hostport)))}
 	e.spanAttrs = []attribute.KeyValue{attribute.String("gatewaykit.discovery.service", p.service),
-		attribute.String("gatewaykit.discovery.instance", e.hostport)}
+		attribute.String("gatewaykit.discovery.instance", e.hostport), attribute.Int("gatewaykit.discovery.attempts", 1)}
 	return e
 }
 
@@ -513,7 +546,7 @@ func (p *Proxy) rebuild() {
 		t.admitted = append(t.admitted, e)
 	}
 	if len(t.admitted) > 0 {
-		t.picker = p.balancer.NewPicker(t.admitted)
+		t.main = group{p.balancer.NewPicker(t.admitted), t.admitted}
 	}
 	if p.route != nil {
 		groups := map[string][]*Endpoint{}
@@ -527,18 +560,18 @@ func (p *Proxy) rebuild() {
 				}
 			}
 		}
-		t.byTag = make(map[string]Picker, len(groups))
+		t.byTag = make(map[string]group, len(groups))
 		for tag, g := range groups {
-			t.byTag[tag] = p.balancer.NewPicker(g)
+			t.byTag[tag] = group{p.balancer.NewPicker(g), g}
 		}
 		switch p.route.fallback.mode {
 		case fallbackAll:
-			t.fallback = t.picker
+			t.fallback = t.main
 		case fallbackTag:
-			if tp, ok := t.byTag[p.route.fallback.tag]; ok {
-				t.fallback = tp // share the picker (and its state) with the header route
+			if tg, ok := t.byTag[p.route.fallback.tag]; ok {
+				t.fallback = tg // share the picker (and its state) with the header route
 			} else if g := fallbackGroup(t.admitted, p.route.fallback.tag); len(g) > 0 {
-				t.fallback = p.balancer.NewPicker(g) // the fallback tag is not an allowed value
+				t.fallback = group{p.balancer.NewPicker(g), g} // the fallback tag is not an allowed value
 			}
 		}
 	}

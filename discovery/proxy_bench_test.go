@@ -2,7 +2,9 @@ package discovery_test
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -188,9 +190,26 @@ func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		Header: http.Header{"Content-Type": {"text/plain"}}, Body: io.NopCloser(strings.NewReader(c.body))}, nil
 }
 
+// refuseHost fails round trips to host as a refused connection would, and passes the rest on.
+type refuseHost struct {
+	host string
+	next http.RoundTripper
+}
+
+var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+
+func (r refuseHost) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host == r.host {
+		return nil, errRefused
+	}
+	return r.next.RoundTrip(req)
+}
+
 // BenchmarkProxyPath compares the discovery proxy's own per-request cost with a bare
 // httputil.ReverseProxy (Rewrite with SetURL and SetXForwarded, as its docs suggest) over the same
-// in-memory transport.
+// in-memory transport. "discovery/no-retries" is the proxy without its retry layer (WithoutRetry);
+// in "discovery/retried" every request is refused by its first instance (round robin, passive
+// health off) and retried on the other.
 func BenchmarkProxyPath(b *testing.B) {
 	tr := cannedTransport{body: strings.Repeat("x", 1024)}
 	target, _ := url.Parse("http://10.0.0.1:8080")
@@ -218,10 +237,26 @@ func BenchmarkProxyPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer withSDK.Close()
+	// Without the retry layer, and with every request failing over: the first instance refuses.
+	noRetry, err := discovery.NewProxy(res, "svc", discovery.WithBalancer(discovery.P2C()), discovery.WithTransport(tr),
+		discovery.StripPrefix("/api"), discovery.WithoutRetry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer noRetry.Close()
+	refusing := refuseHost{host: "10.0.0.1:8080", next: tr}
+	policy := discovery.DefaultRetryPolicy()
+	policy.BudgetRatio = 10 // every request may retry
+	retried, err := discovery.NewProxy(res, "svc", discovery.WithTransport(refusing), discovery.StripPrefix("/api"),
+		discovery.WithoutPassiveHealth(), discovery.WithRetry(policy))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer retried.Close()
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", bare}, {"discovery", p}, {"discovery+metricsdk", withSDK}} {
+	}{{"bare", bare}, {"discovery", p}, {"discovery+metricsdk", withSDK}, {"discovery/no-retries", noRetry}, {"discovery/retried", retried}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {

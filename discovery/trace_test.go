@@ -33,9 +33,9 @@ func TestProxyAnnotatesCurrentSpan(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, kv := range spans[0].Attributes() {
-		got[string(kv.Key)] = kv.Value.AsString()
+		got[string(kv.Key)] = kv.Value.String()
 	}
-	if got["gatewaykit.discovery.service"] != "svc" || got["gatewaykit.discovery.instance"] != inst.HostPort() {
+	if got["gatewaykit.discovery.service"] != "svc" || got["gatewaykit.discovery.instance"] != inst.HostPort() || got["gatewaykit.discovery.attempts"] != "1" {
 		t.Fatalf("span attributes %v", got)
 	}
 }
