@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/gatewaykit/gatewaykit/transcode"
 	"github.com/gatewaykit/gatewaykit/transcode/internal/testpb"
 )
 
@@ -122,4 +125,63 @@ func BenchmarkInterleaved(b *testing.B) {
 	b.ReportMetric(us(tDynamic-tDirect), "dynamic-overhead-us")
 	b.ReportMetric(float64(tStatic)/float64(tDirect), "static-ratio")
 	b.ReportMetric(float64(tDynamic)/float64(tDirect), "dynamic-ratio")
+}
+
+// BenchmarkTracing measures what the client span costs on the transcoded unary call of
+// BenchmarkUnary: "off" is WithTracing(false) (no interceptor: the code path before tracing
+// existed), "noop" the defaults with no OpenTelemetry SDK installed (the global no-op tracer
+// provider and propagator), "sdk" a recording, sampled span from an SDK provider with no exporter
+// plus W3C trace-context injection. The interleaved sub-benchmark runs the three per iteration (in
+// rotating order), so they see the same machine load, and reports each one's mean and the ratios
+// to "off".
+func BenchmarkTracing(b *testing.B) {
+	addr := startBackend(b)
+	tp := sdktrace.NewTracerProvider()
+	defer tp.Shutdown(context.Background())
+	variants := []struct {
+		name string
+		opts []transcode.Option
+	}{
+		{"off", []transcode.Option{transcode.WithTracing(false)}},
+		{"noop", nil},
+		{"sdk", []transcode.Option{transcode.WithTracerProvider(tp), transcode.WithPropagator(propagation.TraceContext{})}},
+	}
+	r := httptest.NewRequest("GET", "/v1/echo/abc?count=3&tags=a&tags=b&label.key=k", nil)
+	serve := func(b *testing.B, h http.Handler) time.Duration {
+		start := time.Now()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		d := time.Since(start)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code, w.Body)
+		}
+		return d
+	}
+	for _, m := range modes {
+		hs := make([]http.Handler, len(variants))
+		for i, v := range variants {
+			hs[i] = m.build(b, addr, v.opts...)
+			b.Run(m.name+"/"+v.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					serve(b, hs[i])
+				}
+			})
+		}
+		b.Run(m.name+"/interleaved", func(b *testing.B) {
+			total := make([]time.Duration, len(hs))
+			for n := 0; b.Loop(); n++ {
+				for k := range hs { // rotated, so no variant always runs first
+					i := (n + k) % len(hs)
+					total[i] += serve(b, hs[i])
+				}
+			}
+			for i, v := range variants {
+				b.ReportMetric(float64(total[i].Nanoseconds())/1e3/float64(b.N), v.name+"-us/call")
+				if i > 0 {
+					b.ReportMetric(float64(total[i])/float64(total[0]), v.name+"/off")
+				}
+			}
+		})
+	}
 }

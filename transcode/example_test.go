@@ -1,11 +1,16 @@
 package transcode_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -86,4 +91,39 @@ func ExampleNew() {
 	// /v1/echo/x 200 application/json
 	// /index.html 200 text/plain; charset=utf-8
 	// /v1/fail 200
+}
+
+// Trace every gRPC call: a client span per call, and its trace context sent to the backend as
+// W3C traceparent metadata. A client's own traceparent header is never forwarded.
+func ExampleWithTracerProvider() {
+	addr, stop := exampleBackend()
+	defer stop()
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	defer tp.Shutdown(context.Background())
+
+	tr, err := transcode.NewDynamic(addr, transcode.ProtoFiles("internal/testpb", "echo.proto"),
+		transcode.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())),
+		transcode.WithTracerProvider(tp),                     // default: otel.GetTracerProvider()
+		transcode.WithPropagator(propagation.TraceContext{})) // default: otel.GetTextMapPropagator()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tr.Close()
+
+	r := httptest.NewRequest("GET", "/v1/echo/hello", nil)
+	r.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01") // ignored
+	w := httptest.NewRecorder()
+	tr.ServeHTTP(w, r)
+
+	var resp testpb.EchoResponse
+	_ = protojson.Unmarshal(w.Body.Bytes(), &resp)
+	span := spans.Ended()[0]
+	fmt.Println(span.Name(), span.SpanKind())
+	fmt.Println("backend joined the span's trace:",
+		strings.Contains(resp.GetMetadata()["traceparent"], span.SpanContext().TraceID().String()))
+	// Output:
+	// gatewaykit.test.v1.EchoService/Echo client
+	// backend joined the span's trace: true
 }

@@ -10,6 +10,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/gatewaykit/gatewaykit"
@@ -57,8 +59,11 @@ type config struct {
 	gatewayErrors bool
 	exposeMessage bool
 
-	meterProvider metric.MeterProvider
-	logger        *slog.Logger
+	meterProvider  metric.MeterProvider
+	tracing        bool
+	tracerProvider trace.TracerProvider
+	propagator     propagation.TextMapPropagator
+	logger         *slog.Logger
 }
 
 type forwardHeader struct {
@@ -77,6 +82,7 @@ func newConfig(opts []Option) (*config, error) {
 		respHeaders:    map[string]string{},
 		respTrailers:   map[string]string{},
 		maxBody:        DefaultMaxBodyBytes,
+		tracing:        true,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -94,6 +100,21 @@ func newConfig(opts []Option) (*config, error) {
 	}
 	if c.meterProvider == nil {
 		c.meterProvider = otel.GetMeterProvider()
+	}
+	if c.tracerProvider == nil {
+		c.tracerProvider = otel.GetTracerProvider()
+	}
+	if c.propagator == nil {
+		c.propagator = otel.GetTextMapPropagator()
+	}
+	// The propagator's own keys come from the gateway's span, never from the client (the W3C
+	// ones are refused by ForwardHeaders whatever the propagator).
+	for _, field := range c.propagator.Fields() {
+		for _, f := range c.forward {
+			if strings.EqualFold(field, f.key) {
+				return nil, fmt.Errorf("transcode: header %q is set by the trace-context propagator and cannot be forwarded", f.canon)
+			}
+		}
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
@@ -147,7 +168,8 @@ func metadataKey(what, key string, field func(*config) *string) Option {
 // WithDialOptions sets the options used to dial every backend target the Transcoder connects to
 // itself. There is no default transport security: without grpc.WithTransportCredentials (for example
 // insecure.NewCredentials() for a loopback backend) construction fails, so plaintext is always an
-// explicit choice.
+// explicit choice. With tracing on (WithTracing), the Transcoder's client interceptors come first in
+// the chain, so interceptors given here run inside the client span.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) error {
 		c.dialOpts = append(c.dialOpts, opts...)
@@ -171,12 +193,17 @@ func WithClientConn(target string, conn *grpc.ClientConn) Option {
 // ForwardHeaders allow-lists request headers that are forwarded to the backend as gRPC metadata
 // under their lower-case names. No header is forwarded by default: not Authorization, not Cookie,
 // not X-Forwarded-For. Names used by the gateway's own metadata (identity, request ID), hop-by-hop
-// and transport headers, "grpc-" names and binary ("-bin") names are refused. Values that are not
-// printable ASCII are dropped.
+// and transport headers, "grpc-" names and binary ("-bin") names are refused, and so are the
+// trace-context headers (traceparent, tracestate, baggage, and every key of the configured
+// propagator): the backend gets the gateway's trace context, never the client's. Values that are
+// not printable ASCII are dropped.
 func ForwardHeaders(names ...string) Option {
 	return func(c *config) error {
 		for _, n := range names {
 			key := strings.ToLower(n)
+			if traceHeaders[key] {
+				return fmt.Errorf("transcode: header %q cannot be forwarded: the backend receives the gateway's trace context", n)
+			}
 			if !validMetadataKey(key) || refusedHeaders[key] {
 				return fmt.Errorf("transcode: header %q cannot be forwarded as gRPC metadata", n)
 			}
@@ -308,6 +335,40 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 			return errors.New("transcode: nil meter provider")
 		}
 		c.meterProvider = mp
+		return nil
+	}
+}
+
+// WithTracing turns the client span and trace-context injection of every gRPC call on or off
+// (default on). Off, the connections the Transcoder dials get no interceptor at all, so tracing
+// costs nothing, and the backend receives no trace context. Turn it off when the connections are
+// instrumented another way (WithDialOptions), or each call gets two spans.
+func WithTracing(enabled bool) Option {
+	return func(c *config) error { c.tracing = enabled; return nil }
+}
+
+// WithTracerProvider sets the tracer provider of the client spans (default otel.GetTracerProvider()
+// at construction, which follows a global provider installed later).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return errors.New("transcode: nil tracer provider")
+		}
+		c.tracerProvider = tp
+		return nil
+	}
+}
+
+// WithPropagator sets the propagator that injects the client span's context into the outgoing
+// gRPC metadata (default otel.GetTextMapPropagator() at construction, which follows a global
+// propagator installed later; the global default propagates nothing). The propagator's keys cannot
+// be allow-listed with ForwardHeaders.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(c *config) error {
+		if p == nil {
+			return errors.New("transcode: nil propagator")
+		}
+		c.propagator = p
 		return nil
 	}
 }

@@ -32,6 +32,7 @@ type Transcoder struct {
 	once    sync.Once
 	closed  atomic.Bool
 	serve   func(w http.ResponseWriter, r *http.Request, next http.Handler)
+	tracer  *clientTracer // nil when tracing is off or nothing was dialed
 	calls   metric.Int64Counter
 	callSet [len(codeTable) + 1]metric.AddOption
 }
@@ -74,7 +75,15 @@ func (t *Transcoder) conn(target string) (*grpc.ClientConn, error) {
 	if cc, ok := t.conns[target]; ok {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(target, t.cfg.dialOpts...)
+	opts := t.cfg.dialOpts
+	if t.cfg.tracing {
+		if t.tracer == nil {
+			t.tracer = newClientTracer(t.cfg.tracerProvider, t.cfg.propagator)
+		}
+		// First in the chain, so the caller's interceptors run inside the client span.
+		opts = append(t.tracer.dialOptions(), opts...)
+	}
+	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("transcode: dial %q: %w (transport security must be set with WithDialOptions)", target, err)
 	}
