@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,9 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 		r2 := r.WithContext(context.WithValue(r.Context(), annotationsKey{}, ann))
 		rec := recorder{}
 		next.ServeHTTP(rec.wrap(w), r2)
+		if connectRedirect(r2) {
+			r2.Pattern = "" // the client's path, not a pattern: unmatched for the log and metrics
+		}
 		// otelhttp reads the pattern from the request it passed us: hand the route back.
 		r.Pattern = r2.Pattern
 		route := Route(r2.Pattern)
@@ -139,6 +143,20 @@ func (m *Middleware) log(r *http.Request, ann *annotations, rec *recorder, route
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	m.logger.LogAttrs(ctx, m.level, "request", attrs...)
+}
+
+// connectRedirect reports whether r.Pattern is not a pattern but the target of ServeMux's
+// trailing-slash redirect of a CONNECT request: the mux does not clean CONNECT paths, and for them
+// it stores the redirect's path (the client's path plus "/") in r.Pattern.
+func connectRedirect(r *http.Request) bool {
+	p := r.URL.Path
+	if r.Method != http.MethodConnect || r.Pattern == "" || p == "" || strings.HasSuffix(p, "/") {
+		return false
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	return r.Pattern == path.Clean(p)+"/"
 }
 
 // Route returns the path part of a ServeMux pattern ("GET example.com/api/{id}" ->

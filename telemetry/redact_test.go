@@ -254,3 +254,56 @@ func attributeSets(t *testing.T, m metricdata.Metrics) []attribute.Set {
 	}
 	return out
 }
+
+// TestConnectRedirectIsNoRoute: for a CONNECT request, ServeMux's trailing-slash redirect sets
+// r.Pattern to the client's own path plus "/" (not a pattern). That path must reach neither the
+// default access log (path, route) nor the http.route metric attribute, where every new path
+// would open new time series.
+func TestConnectRedirectIsNoRoute(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	logs := &capture{}
+	tel, err := telemetry.New(telemetry.WithMeterProvider(mp), telemetry.WithLogger(slog.New(logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/docs/{name}/", func(w http.ResponseWriter, r *http.Request) {})
+	h := tel.Wrap(mux)
+	for i := range 5 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodConnect, "/docs/alice-"+strconv.Itoa(i)+"@example.com", nil))
+		if rec.Code != http.StatusTemporaryRedirect {
+			t.Fatalf("status %d, want the mux's 307", rec.Code)
+		}
+	}
+	// A CONNECT that genuinely matched keeps its route.
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodConnect, "/docs/bob/", nil))
+
+	lines := logs.lines()
+	if len(lines) != 6 {
+		t.Fatalf("%d lines, want 6", len(lines))
+	}
+	for i, l := range lines[:5] {
+		if l["path"] != "" || l["route"] != "" {
+			t.Errorf("request %d: path %q, route %q, want both empty", i, l["path"], l["route"])
+		}
+	}
+	if l := lines[5]; l["path"] != "/docs/{name}/" || l["route"] != "/docs/{name}/" {
+		t.Errorf("matched CONNECT: path %q, route %q, want the pattern", l["path"], l["route"])
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			for _, set := range attributeSets(t, m) {
+				if v, ok := set.Value("http.route"); ok && strings.Contains(v.AsString(), "alice") {
+					t.Errorf("%s: http.route %q is the client's path", m.Name, v.AsString())
+				}
+			}
+		}
+	}
+}
