@@ -299,14 +299,21 @@ func (l *Concurrency) wait(ctx context.Context, ks *keyState) (reason, bool) {
 	} else {
 		w.timer.Reset(l.maxWait)
 	}
-	told := false
+	told, ticked := false, false
 	select {
 	case <-w.ch:
 		told = true
 	case <-w.timer.C:
+		ticked = true
 	case <-ctx.Done():
 	}
-	w.timer.Stop()
+	if !w.timer.Stop() && !ticked {
+		// Only with asynctimerchan=1 (the timer channels of Go before 1.23; since then Stop
+		// reports true for a tick nobody received): the timer fired and its tick is in, or on its
+		// way to, the channel. Take it, or the next waiter reusing the timer would time out at
+		// once.
+		<-w.timer.C
+	}
 
 	var why reason
 	ok := false
