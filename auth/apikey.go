@@ -33,6 +33,10 @@ const (
 // ErrKeyNotFound is returned by a KeyStore for an unknown key ID.
 var ErrKeyNotFound = errors.New("auth: API key not found")
 
+// ErrKeyChanged is returned by ConditionalKeyStore.Update when the record exists but no longer
+// holds what the caller read (another Rotate or a direct store write landed in between).
+var ErrKeyChanged = errors.New("auth: API key record changed")
+
 // KeyInfo is the metadata an API key carries into the Identity. It is a plain value; Create copies
 // its slices.
 type KeyInfo struct {
@@ -65,6 +69,20 @@ type KeyStore interface {
 	Put(ctx context.Context, k StoredKey) error
 	// Delete removes the record of key id; deleting an unknown id is not an error.
 	Delete(ctx context.Context, id string) error
+}
+
+// ConditionalKeyStore is a KeyStore that can replace a record only if it is still the one the
+// caller read: a compare-and-swap. APIKeys.Rotate needs it to shorten the old key's expiry without
+// undoing a Revoke (or another Rotate) that lands between its read and its write; with a plain
+// Put, a key revoked meanwhile would come back. MemoryKeyStore and RedisKeyStore implement it.
+// Implementations must be safe for concurrent use.
+type ConditionalKeyStore interface {
+	KeyStore
+	// Update replaces record old.ID by next (next.ID must equal old.ID) if and only if the store
+	// still holds old (same hash and metadata), as one atomic step. It returns an error wrapping
+	// ErrKeyNotFound when the record no longer exists (revoked or expired) and one wrapping
+	// ErrKeyChanged when it holds something else; in both cases nothing is written.
+	Update(ctx context.Context, old, next StoredKey) error
 }
 
 // APIKeys authenticates requests by API key. It creates, revokes and rotates keys in its KeyStore.
@@ -134,13 +152,26 @@ func (k *APIKeys) Revoke(ctx context.Context, id string) error {
 }
 
 // Rotate creates a new key with the metadata of key id and limits the old key to window from now
-// (it keeps an earlier expiry), so both are valid during the rotation window. A window <= 0 revokes
-// the old key at once. The new key inherits the old one's metadata, including its expiry. With
-// MemoryKeyStore and RedisKeyStore the old record is only rewritten if it still exists, so a
-// concurrent Revoke stays in force; with another KeyStore the rewrite is a Put, which can undo a
-// Revoke that lands between Rotate's read and write (serialize key management per ID there).
-// Safe for concurrent use.
+// (it keeps an earlier expiry), so both are valid during the rotation window. The new key inherits
+// the old one's metadata, including its expiry. A window <= 0 revokes the old key at once; it works
+// with any KeyStore.
+//
+// A window > 0 rewrites the old record, which needs a ConditionalKeyStore (MemoryKeyStore and
+// RedisKeyStore are): with any other store Rotate fails before changing anything, with an error
+// saying so, because a plain Put could bring back a key revoked while Rotate runs. The rewrite only
+// applies if the old record is still the one Rotate read: if it was revoked meanwhile, Rotate
+// returns an error wrapping ErrKeyNotFound and the revocation stands; if it was changed meanwhile
+// (a concurrent Rotate of the same key), an error wrapping ErrKeyChanged, and the caller may retry.
+// On any error no new key is returned and the one created for the rotation is deleted (best effort:
+// nobody holds its plaintext, so a leftover record cannot authenticate anything). Store calls are
+// bounded by the store timeout (default 1 s). Safe for concurrent use.
 func (k *APIKeys) Rotate(ctx context.Context, id string, window time.Duration) (key, newID string, err error) {
+	cs, conditional := k.store.(ConditionalKeyStore)
+	if window > 0 && !conditional {
+		return "", "", fmt.Errorf("auth: APIKeys.Rotate: key store %T does not implement auth.ConditionalKeyStore "+
+			"(Update, a compare-and-swap), which rotation with a window needs so that a concurrent Revoke is never undone; "+
+			"implement it, or rotate with window 0", k.store)
+	}
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
 	old, err := k.store.Get(ctx, id)
@@ -151,28 +182,47 @@ func (k *APIKeys) Rotate(ctx context.Context, id string, window time.Duration) (
 		return "", "", err
 	}
 	if window <= 0 {
-		return key, newID, k.Revoke(ctx, id)
+		if err := k.store.Delete(ctx, id); err != nil {
+			return "", "", k.discard(ctx, newID, fmt.Errorf("auth: APIKeys.Rotate: revoking %s: %w", id, err))
+		}
+		return key, newID, nil
 	}
+	capped := old
 	until := k.clock().Add(window)
 	if old.Info.ExpiresAt.IsZero() || until.Before(old.Info.ExpiresAt) {
-		old.Info.ExpiresAt = until
+		capped.Info.ExpiresAt = until
 	}
-	var err2 error
-	if rw, ok := k.store.(keyRewriter); ok {
-		_, err2 = rw.rewrite(ctx, old) // a key revoked meanwhile stays revoked
-	} else {
-		err2 = k.store.Put(ctx, old)
-	}
-	if err2 != nil {
-		return "", "", fmt.Errorf("auth: APIKeys.Rotate: %w", err2)
+	if err := cs.Update(ctx, old, capped); err != nil {
+		switch {
+		case errors.Is(err, ErrKeyNotFound):
+			err = fmt.Errorf("auth: APIKeys.Rotate: key %s was revoked during the rotation, no new key issued: %w", id, err)
+		case errors.Is(err, ErrKeyChanged):
+			err = fmt.Errorf("auth: APIKeys.Rotate: key %s changed during the rotation (concurrent Rotate?), nothing rotated: %w", id, err)
+		default:
+			err = fmt.Errorf("auth: APIKeys.Rotate: %w", err)
+		}
+		return "", "", k.discard(ctx, newID, err)
 	}
 	return key, newID, nil
 }
 
-// keyRewriter is implemented by the built-in stores: rewrite replaces record k.ID only if it still
-// exists (reporting whether it did), so that Rotate cannot undo a concurrent Revoke.
-type keyRewriter interface {
-	rewrite(ctx context.Context, k StoredKey) (bool, error)
+// discard deletes the record of a key created by a Rotate that failed afterwards, and returns err,
+// joined with the deletion's error if any. It has its own timeout: ctx may be what expired.
+func (k *APIKeys) discard(ctx context.Context, id string, err error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.timeout)
+	defer cancel()
+	if derr := k.store.Delete(ctx, id); derr != nil {
+		return errors.Join(err, fmt.Errorf("auth: APIKeys.Rotate: deleting the unissued key %s: %w", id, derr))
+	}
+	return err
+}
+
+// sameKey reports whether a and b are the same record (times compared as instants, nil and empty
+// slices alike). It must compare every field of StoredKey and KeyInfo.
+func sameKey(a, b StoredKey) bool {
+	return a.ID == b.ID && a.Hash == b.Hash && a.Info.Subject == b.Info.Subject && a.Info.Tier == b.Info.Tier &&
+		slices.Equal(a.Info.Roles, b.Info.Roles) && slices.Equal(a.Info.Scopes, b.Info.Scopes) &&
+		a.Info.ExpiresAt.Equal(b.Info.ExpiresAt)
 }
 
 // credential returns the API key sent with r.
@@ -295,7 +345,8 @@ func WithStoreTimeout(d time.Duration) Option {
 
 // MemoryKeyStore returns an in-process KeyStore (a map guarded by a RWMutex), safe for concurrent
 // use. Keys are lost on restart and not shared between gateway instances; use RedisKeyStore for
-// that.
+// that. The returned store also implements ConditionalKeyStore (Update compares and writes under
+// the lock).
 func MemoryKeyStore() KeyStore { return &memoryKeyStore{m: map[string]StoredKey{}} }
 
 type memoryKeyStore struct {
@@ -320,14 +371,22 @@ func (s *memoryKeyStore) Put(_ context.Context, k StoredKey) error {
 	return nil
 }
 
-func (s *memoryKeyStore) rewrite(_ context.Context, k StoredKey) (bool, error) {
+// Update implements ConditionalKeyStore: the comparison and the write happen under the lock.
+func (s *memoryKeyStore) Update(_ context.Context, old, next StoredKey) error {
+	if next.ID != old.ID {
+		return fmt.Errorf("auth: Update: record %q cannot replace %q", next.ID, old.ID)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[k.ID]; !ok {
-		return false, nil
+	cur, ok := s.m[old.ID]
+	switch {
+	case !ok:
+		return ErrKeyNotFound
+	case !sameKey(cur, old):
+		return ErrKeyChanged
 	}
-	s.m[k.ID] = k
-	return true, nil
+	s.m[next.ID] = next
+	return nil
 }
 
 func (s *memoryKeyStore) Delete(_ context.Context, id string) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -18,7 +19,8 @@ const RedisKeyPrefix = "gatewaykit:apikey:"
 // Cluster), shared by every gateway instance. Each key is a JSON record holding the SHA-256 of the
 // API key (never the key) and its metadata; a key with an expiry also gets a Redis expiry, so
 // expired keys disappear by themselves. Revocation is a DEL, visible to every instance at once.
-// Errors from Redis make authentication fail closed (503). Safe for concurrent use.
+// Errors from Redis make authentication fail closed (503). The returned store also implements
+// ConditionalKeyStore (Update is one atomic Lua script). Safe for concurrent use.
 func RedisKeyStore(rdb redis.UniversalClient) KeyStore { return &redisKeyStore{rdb: rdb} }
 
 type redisKeyStore struct{ rdb redis.UniversalClient }
@@ -54,32 +56,69 @@ func (s *redisKeyStore) Get(ctx context.Context, id string) (StoredKey, error) {
 }
 
 func (s *redisKeyStore) Put(ctx context.Context, k StoredKey) error {
-	_, err := s.set(ctx, k, "")
-	return err
-}
-
-// rewrite replaces an existing record only (SET XX), so that Rotate cannot undo a Revoke.
-func (s *redisKeyStore) rewrite(ctx context.Context, k StoredKey) (bool, error) {
-	return s.set(ctx, k, "XX")
-}
-
-func (s *redisKeyStore) set(ctx context.Context, k StoredKey, mode string) (bool, error) {
-	b, err := json.Marshal(redisRecord{Hash: hex.EncodeToString(k.Hash[:]), Info: k.Info})
+	b, err := marshalRecord(k)
 	if err != nil {
-		return false, err
+		return err
 	}
-	args := redis.SetArgs{Mode: mode}
+	args := redis.SetArgs{}
 	if !k.Info.ExpiresAt.IsZero() {
 		args.ExpireAt = k.Info.ExpiresAt
 	}
-	err = s.rdb.SetArgs(ctx, redisKey(k.ID), b, args).Err()
-	switch {
-	case errors.Is(err, redis.Nil): // XX and no such key
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("redis: %w", err)
+	if err := s.rdb.SetArgs(ctx, redisKey(k.ID), b, args).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
 	}
-	return true, nil
+	return nil
+}
+
+func marshalRecord(k StoredKey) ([]byte, error) {
+	return json.Marshal(redisRecord{Hash: hex.EncodeToString(k.Hash[:]), Info: k.Info})
+}
+
+// updateScript is the compare-and-swap of Update: KEYS[1] the record, ARGV[1] the expected JSON,
+// ARGV[2] the new JSON, ARGV[3] its expiry in Unix milliseconds ("" for none; SET without it drops
+// a TTL, as Put does). It returns 1 when written, 0 when the key is gone, -1 when it differs.
+var updateScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+if cur ~= ARGV[1] then return -1 end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+end
+return 1
+`)
+
+// Update implements ConditionalKeyStore with one Lua script (one round trip, atomic, one key so
+// Cluster-safe): the stored JSON must be byte for byte the encoding of old, which it is for records
+// written by this store (the encoding is deterministic and Get decodes it losslessly). A record
+// written in another form counts as changed (fail closed).
+func (s *redisKeyStore) Update(ctx context.Context, old, next StoredKey) error {
+	if next.ID != old.ID {
+		return fmt.Errorf("auth: Update: record %q cannot replace %q", next.ID, old.ID)
+	}
+	want, err := marshalRecord(old)
+	if err != nil {
+		return err
+	}
+	b, err := marshalRecord(next)
+	if err != nil {
+		return err
+	}
+	exp := ""
+	if !next.Info.ExpiresAt.IsZero() {
+		exp = strconv.FormatInt(next.Info.ExpiresAt.UnixMilli(), 10) // as Put: at most 1 ms early
+	}
+	n, err := updateScript.Run(ctx, s.rdb, []string{redisKey(old.ID)}, want, b, exp).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("redis: %w", err)
+	case n == 0:
+		return ErrKeyNotFound
+	case n < 0:
+		return ErrKeyChanged
+	}
+	return nil
 }
 
 func (s *redisKeyStore) Delete(ctx context.Context, id string) error {

@@ -28,7 +28,8 @@
 // map lookup; an entry is dropped when a JWKS refresh removes a key, also when the refresh races
 // the verification that wrote it. API keys are stored as SHA-256 hashes only (memory or Redis
 // stores), carry owner, tier, roles, scopes and expiry, and can be revoked and rotated with an
-// overlap window. Introspection requires "active": true and checks the answer's iss, aud and
+// overlap window; rotation with a window needs a ConditionalKeyStore (the built-in stores are), so
+// that a Revoke racing it is never undone. Introspection requires "active": true and checks the answer's iss, aud and
 // token_type when WithIssuer, WithAudience or WithAllowedTokenTypes is given; active answers are
 // cached until exp, rejected ones for the negative TTL.
 //

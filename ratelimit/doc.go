@@ -58,6 +58,11 @@
 //   - gatewaykit.ratelimit.store.errors ({error}): store failures and timeouts. Attribute policy:
 //     fail_open or fail_closed.
 //
+// A LeaseStore reports its own metrics (provider LeaseMeterProvider, default the global one):
+// gatewaykit.ratelimit.lease.decisions by source (lease: decided locally; store: a round trip to
+// the shared store) and outcome, gatewaykit.ratelimit.lease.acquired (batches granted, by rule) and
+// gatewaykit.ratelimit.lease.tokens (by rule and state: leased, expired or evicted unspent).
+//
 // When the request's span is recording (otelhttp upstream), each decision also sets the span
 // attributes ratelimit.rule and ratelimit.outcome (same values as the metric's attributes).
 //

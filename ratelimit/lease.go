@@ -7,6 +7,9 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // LeaseStore is the approximate mode for high rates: it takes quota from a shared store (a
@@ -38,13 +41,24 @@ import (
 //   - Headers: Remaining is the shared remaining at the last lease plus the local tokens.
 //
 // The effective batch for a rule is min(LeaseBatch, max(1, Count/16)), so small limits are not
-// hoarded by one instance. LeaseStore is safe for concurrent use; it owns no goroutines.
+// hoarded by one instance.
+//
+// Metrics (meter "github.com/gatewaykit/gatewaykit/ratelimit", provider LeaseMeterProvider): how
+// many decisions were served from the lease and how many needed the shared store, leases and
+// tokens taken per rule, and leased tokens that expired or were evicted unspent (see
+// LeaseMeterProvider for the instruments). They are observable counters read at collection: the
+// local decision only increments a count under the shard lock it already holds, and allocates
+// nothing.
+//
+// LeaseStore is safe for concurrent use; it owns no goroutines and needs no Close (its metric
+// callback is unregistered when the store is garbage collected).
 type LeaseStore struct {
 	remote   Store
 	batch    int64
 	maxAge   int64
 	seed     maphash.Seed
 	perShard int
+	tel      leaseTelemetry
 	shards   [leaseShards]leaseShard
 }
 
@@ -53,7 +67,10 @@ const leaseShards = 64
 type leaseShard struct {
 	mu sync.Mutex
 	m  map[uint64]*lease
-	_  [48]byte
+	// decided counts the decisions whose first rule lives in this shard, by source and outcome,
+	// under mu: the local path adds to a cache line its lock already owns, without an atomic
+	// instruction (the counts fill the shard's 64 bytes). Read under mu at metric collection.
+	decided [numLeaseSources][numLeaseOutcomes]int64
 }
 
 type lease struct {
@@ -63,6 +80,7 @@ type lease struct {
 	remaining   int64 // shared remaining at the last lease
 	resetAt     int64
 	fetching    chan struct{} // non-nil while a fetch is in flight
+	rt          *leaseRuleTel // the rule's token counters
 }
 
 // LeaseOption configures NewLeaseStore.
@@ -72,6 +90,7 @@ type leaseConfig struct {
 	batch   int64
 	maxAge  time.Duration
 	maxKeys int
+	meter   metric.MeterProvider
 }
 
 // LeaseBatch sets the most tokens leased per fetch (default 20, 1..100000).
@@ -108,8 +127,39 @@ func LeaseMaxKeys(n int) LeaseOption {
 	}
 }
 
+// LeaseMeterProvider sets the OpenTelemetry meter provider of lease mode's metrics (default
+// otel.GetMeterProvider() at NewLeaseStore; the Limiter's WithMeterProvider does not reach a
+// store). Instruments, all observable counters of meter "github.com/gatewaykit/gatewaykit/ratelimit":
+//
+//   - gatewaykit.ratelimit.lease.decisions ({decision}): Take calls that decided, by source
+//     ("lease": from the local lease, leased tokens or a remembered rejection, no round trip of
+//     its own, possibly after waiting for another request's fetch; "store": the decision made a
+//     round trip to the shared store) and outcome ("allowed", "rejected", "error": the shared
+//     store failed, or the context ended while waiting for another request's fetch). A decision
+//     the Limiter first tries locally and then sends through Take is counted once.
+//   - gatewaykit.ratelimit.lease.acquired ({lease}): batches granted by the shared store, by rule.
+//   - gatewaykit.ratelimit.lease.tokens ({token}): by rule and state: "leased" (granted by the
+//     shared store), "expired" (void unspent after LeaseMaxAge or the fixed window's end) and
+//     "evicted" (dropped unspent with their lease by LeaseMaxKeys). Tokens are never given back to
+//     the shared store. Expired tokens are counted when the instance notices: at the key's next
+//     fetch or when its lease is evicted, so the count lags for idle keys. Leased minus expired,
+//     evicted and held is what was spent (one per admitted decision of cost 1).
+//
+// Several LeaseStores on one provider add up (their series carry the same attributes). Rule names
+// beyond the first 1,024 a store sees are counted under rule "".
+func LeaseMeterProvider(mp metric.MeterProvider) LeaseOption {
+	return func(c *leaseConfig) error {
+		if mp == nil {
+			return errors.New("ratelimit: LeaseMeterProvider: provider is nil")
+		}
+		c.meter = mp
+		return nil
+	}
+}
+
 // NewLeaseStore returns a LeaseStore over remote (usually a *RedisStore). Defaults: LeaseBatch 20,
-// LeaseMaxAge 1s, LeaseMaxKeys 65,536. A Limiter using it must be given FailOpen or FailClosed.
+// LeaseMaxAge 1s, LeaseMaxKeys 65,536, otel.GetMeterProvider(). A Limiter using it must be given
+// FailOpen or FailClosed.
 func NewLeaseStore(remote Store, opts ...LeaseOption) (*LeaseStore, error) {
 	if remote == nil {
 		return nil, errors.New("ratelimit: lease store: remote store is nil")
@@ -124,6 +174,12 @@ func NewLeaseStore(remote Store, opts ...LeaseOption) (*LeaseStore, error) {
 		perShard: (c.maxKeys + leaseShards - 1) / leaseShards}
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]*lease)
+	}
+	if c.meter == nil {
+		c.meter = otel.GetMeterProvider()
+	}
+	if err := s.tel.init(s, c.meter); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -177,6 +233,8 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 		}
 	}
 	nowNs := now.UnixNano()
+	counter := &s.shards[order[0]].decided // where this decision is counted (under the shard's lock)
+	src := leaseFromLease                  // leaseFromStore once this call made a round trip
 	for attempt := 0; attempt < 64; attempt++ {
 		lock()
 		var need [MaxRules]int
@@ -204,6 +262,7 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 				le := s.shard(keys[i]).m[keys[i]]
 				res[i] = s.result(le, &reqs[i], nowNs, false)
 			}
+			counter[src][leaseRejected]++
 			unlock()
 			return true, nil
 		}
@@ -217,6 +276,7 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 			case <-wait:
 				continue
 			case <-ctx.Done():
+				s.count(order[0], src, leaseError)
 				return true, ctx.Err()
 			}
 		}
@@ -226,6 +286,7 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 				le.tokens -= reqs[i].Cost
 				res[i] = s.result(le, &reqs[i], nowNs, true)
 			}
+			counter[src][leaseAllowed]++
 			unlock()
 			return true, nil
 		}
@@ -239,7 +300,7 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 			le := sh.m[keys[i]]
 			if le == nil {
 				sh.makeRoom(nowNs, s.perShard)
-				le = &lease{}
+				le = &lease{rt: s.tel.rule(reqs[i].Rule)}
 				sh.m[keys[i]] = le
 			}
 			le.fetching = done
@@ -248,6 +309,7 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 			rreqs[j].UpTo = true
 		}
 		unlock()
+		src = leaseFromStore
 		err := s.remote.Take(ctx, now, rreqs, rres)
 		lock()
 		all := err == nil
@@ -259,6 +321,12 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 			i := need[j]
 			le := s.shard(keys[i]).m[keys[i]]
 			if le == nil || le.fetching != done { // evicted meanwhile: the lease is lost
+				if g := rres[j].Granted; err == nil && all && g > 0 {
+					rt := s.tel.rule(reqs[i].Rule)
+					rt.acquired.Add(1)
+					rt.tokens[tokenLeased].Add(g)
+					rt.tokens[tokenEvicted].Add(g)
+				}
 				continue
 			}
 			le.fetching = nil
@@ -269,9 +337,14 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 			le.remaining, le.resetAt = r.Remaining, nowNs+int64(r.ResetAfter)
 			if all {
 				if le.exp <= nowNs {
+					if le.tokens > 0 {
+						le.rt.tokens[tokenExpired].Add(le.tokens)
+					}
 					le.tokens = 0
 				}
 				le.tokens += r.Granted
+				le.rt.acquired.Add(1)
+				le.rt.tokens[tokenLeased].Add(r.Granted)
 				le.exp = nowNs + s.maxAge
 				if reqs[i].Algorithm == FixedWindow {
 					le.exp = min(le.exp, nowNs+int64(r.ResetAfter))
@@ -297,6 +370,11 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 				}
 			}
 		}
+		if err != nil {
+			counter[src][leaseError]++
+		} else if !all {
+			counter[src][leaseRejected]++
+		}
 		unlock()
 		close(done)
 		if err != nil {
@@ -309,7 +387,26 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 	// Tokens kept being taken by concurrent requests: decide this one exactly.
 	rreqs := make([]Request, n)
 	copy(rreqs, reqs)
-	return true, s.remote.Take(ctx, now, rreqs, res[:n])
+	err := s.remote.Take(ctx, now, rreqs, res[:n])
+	o := leaseAllowed
+	if err != nil {
+		o = leaseError
+	} else {
+		for i := range n {
+			if !res[i].Allowed {
+				o = leaseRejected
+			}
+		}
+	}
+	s.count(order[0], leaseFromStore, o)
+	return true, err
+}
+
+// count counts a decision in shard sh when the caller does not hold its lock.
+func (s *LeaseStore) count(sh uint8, src leaseSource, o leaseOutcome) {
+	s.shards[sh].mu.Lock()
+	s.shards[sh].decided[src][o]++
+	s.shards[sh].mu.Unlock()
 }
 
 // result describes a rule's lease for the decision's headers.
@@ -343,6 +440,9 @@ func (sh *leaseShard) makeRoom(now int64, limit int) {
 	found, victimExp, seen := false, int64(0), 0
 	for k, le := range sh.m {
 		if le.fetching == nil && le.exp <= now && le.deniedUntil <= now {
+			if le.tokens > 0 {
+				le.rt.tokens[tokenExpired].Add(le.tokens)
+			}
 			delete(sh.m, k)
 			full = false
 		} else if le.fetching == nil && (!found || le.exp < victimExp) {
@@ -353,6 +453,13 @@ func (sh *leaseShard) makeRoom(now int64, limit int) {
 		}
 	}
 	if full && found {
+		if le := sh.m[victim]; le.tokens > 0 {
+			state := tokenEvicted
+			if le.exp <= now {
+				state = tokenExpired
+			}
+			le.rt.tokens[state].Add(le.tokens)
+		}
 		delete(sh.m, victim)
 	}
 }

@@ -98,7 +98,7 @@ func TestLeaseOptionsValidate(t *testing.T) {
 		t.Error("nil remote accepted")
 	}
 	ms, _ := ratelimit.NewMemoryStore()
-	for _, o := range []ratelimit.LeaseOption{ratelimit.LeaseBatch(0), ratelimit.LeaseMaxAge(0), ratelimit.LeaseMaxKeys(10)} {
+	for _, o := range []ratelimit.LeaseOption{ratelimit.LeaseBatch(0), ratelimit.LeaseMaxAge(0), ratelimit.LeaseMaxKeys(10), ratelimit.LeaseMeterProvider(nil)} {
 		if _, err := ratelimit.NewLeaseStore(ms, o); err == nil {
 			t.Error("invalid option accepted")
 		}

@@ -3,8 +3,11 @@ package ratelimit
 import (
 	"context"
 	"log/slog"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -100,4 +103,165 @@ func (t *telemetry) storeFailure(ctx context.Context, err error, k outcomeKind) 
 	}
 	t.logger.LogAttrs(ctx, slog.LevelError, "ratelimit: store failed", slog.String("policy", kindNames[k]),
 		slog.Any("error", err), slog.Int64("suppressed_since_last_log", t.suppressed.Swap(0)))
+}
+
+// Lease mode's metrics (see LeaseMeterProvider). The decision counts live in the lease shards, under
+// the shard's lock that the local path holds anyway; the token counts are atomics per rule, touched
+// only on the fetch and eviction paths. One callback reports them at collection.
+// Not synchronous counters: an OpenTelemetry SDK Add costs 140 to 230 ns here (the limiter's own
+// decision counter, Allow with the SDK minus Allow without), several times a whole local lease
+// decision (40 to 70 ns).
+
+type leaseSource uint8
+
+const (
+	leaseFromLease leaseSource = iota // decided from the local lease (no round trip of its own)
+	leaseFromStore                    // decided after its own round trip to the shared store
+	numLeaseSources
+)
+
+var leaseSourceNames = [numLeaseSources]string{"lease", "store"}
+
+type leaseOutcome uint8
+
+const (
+	leaseAllowed leaseOutcome = iota
+	leaseRejected
+	leaseError
+	numLeaseOutcomes
+)
+
+var leaseOutcomeNames = [numLeaseOutcomes]string{"allowed", "rejected", "error"}
+
+type tokenState uint8
+
+const (
+	tokenLeased tokenState = iota
+	tokenExpired
+	tokenEvicted
+	numTokenStates
+)
+
+var tokenStateNames = [numTokenStates]string{"leased", "expired", "evicted"}
+
+// maxLeaseRuleNames bounds the rules counted apart (Take is public: rule names are the caller's).
+const maxLeaseRuleNames = 1024
+
+// leaseRuleTel counts one rule's leases and tokens, with its prebuilt attribute sets.
+type leaseRuleTel struct {
+	acquired atomic.Int64
+	tokens   [numTokenStates]atomic.Int64
+	acqOpts  []metric.ObserveOption
+	tokOpts  [numTokenStates][]metric.ObserveOption
+}
+
+func newLeaseRuleTel(rule string) *leaseRuleTel {
+	r := attribute.String("rule", rule)
+	rt := &leaseRuleTel{acqOpts: []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(r))}}
+	for st := range numTokenStates {
+		rt.tokOpts[st] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(r,
+			attribute.String("state", tokenStateNames[st])))}
+	}
+	return rt
+}
+
+type leaseTelemetry struct {
+	decisions metric.Int64ObservableCounter
+	acquired  metric.Int64ObservableCounter
+	tokens    metric.Int64ObservableCounter
+	decOpts   [numLeaseSources][numLeaseOutcomes][]metric.ObserveOption
+
+	rules    sync.Map // rule name -> *leaseRuleTel
+	mu       sync.Mutex
+	nRules   int           // entries in rules, under mu
+	overflow *leaseRuleTel // rule "" for names beyond maxLeaseRuleNames
+}
+
+// init creates the instruments and registers the callback that reads s's counts. The callback
+// holds s weakly and is unregistered when s is garbage collected: a LeaseStore has no Close, and a
+// MeterProvider must not keep every store ever created alive.
+func (t *leaseTelemetry) init(s *LeaseStore, mp metric.MeterProvider) error {
+	m := mp.Meter(meterName)
+	var err error
+	if t.decisions, err = m.Int64ObservableCounter("gatewaykit.ratelimit.lease.decisions", metric.WithUnit("{decision}"),
+		metric.WithDescription("Lease-mode decisions by source (lease: no round trip of its own; store: one) and outcome.")); err != nil {
+		return err
+	}
+	if t.acquired, err = m.Int64ObservableCounter("gatewaykit.ratelimit.lease.acquired", metric.WithUnit("{lease}"),
+		metric.WithDescription("Batches of quota granted to this instance by the shared store, by rule.")); err != nil {
+		return err
+	}
+	if t.tokens, err = m.Int64ObservableCounter("gatewaykit.ratelimit.lease.tokens", metric.WithUnit("{token}"),
+		metric.WithDescription("Leased tokens by rule and state: leased, expired or evicted unspent.")); err != nil {
+		return err
+	}
+	for src := range numLeaseSources {
+		for o := range numLeaseOutcomes {
+			t.decOpts[src][o] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("source", leaseSourceNames[src]), attribute.String("outcome", leaseOutcomeNames[o])))}
+		}
+	}
+	t.overflow = newLeaseRuleTel("")
+	ws := weak.Make(s)
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if s := ws.Value(); s != nil {
+			s.observe(o)
+		}
+		return nil
+	}, t.decisions, t.acquired, t.tokens)
+	if err != nil {
+		return err
+	}
+	runtime.AddCleanup(s, func(reg metric.Registration) { _ = reg.Unregister() }, reg)
+	return nil
+}
+
+// rule returns the counters of rule, creating them on first use (a new lease: the fetch path).
+func (t *leaseTelemetry) rule(name string) *leaseRuleTel {
+	if rt, ok := t.rules.Load(name); ok {
+		return rt.(*leaseRuleTel)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if rt, ok := t.rules.Load(name); ok {
+		return rt.(*leaseRuleTel)
+	}
+	if t.nRules >= maxLeaseRuleNames {
+		return t.overflow
+	}
+	rt := newLeaseRuleTel(name)
+	t.rules.Store(name, rt)
+	t.nRules++
+	return rt
+}
+
+// observe reports s's counts: every decision source and outcome, every rule seen.
+func (s *LeaseStore) observe(o metric.Observer) {
+	t := &s.tel
+	var dec [numLeaseSources][numLeaseOutcomes]int64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for src := range numLeaseSources {
+			for oc := range numLeaseOutcomes {
+				dec[src][oc] += sh.decided[src][oc]
+			}
+		}
+		sh.mu.Unlock()
+	}
+	for src := range numLeaseSources {
+		for oc := range numLeaseOutcomes {
+			o.ObserveInt64(t.decisions, dec[src][oc], t.decOpts[src][oc]...)
+		}
+	}
+	report := func(rt *leaseRuleTel) {
+		o.ObserveInt64(t.acquired, rt.acquired.Load(), rt.acqOpts...)
+		for st := range numTokenStates {
+			o.ObserveInt64(t.tokens, rt.tokens[st].Load(), rt.tokOpts[st]...)
+		}
+	}
+	t.rules.Range(func(_, v any) bool { report(v.(*leaseRuleTel)); return true })
+	if t.overflow.acquired.Load() != 0 { // every token count follows a lease
+		report(t.overflow)
+	}
 }
