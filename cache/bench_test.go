@@ -69,7 +69,8 @@ func BenchmarkHitMemoryParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkHitRedis is the hit path for a 1 KiB body from a local Redis: one GET round trip.
+// BenchmarkHitRedis is the hit path for a 1 KiB body from a local Redis: one MGET round trip
+// (the path's generation and the entry).
 func BenchmarkHitRedis(b *testing.B) {
 	srv := redistest.Start(b)
 	c := newCache(b, cache.WithStore(cache.RedisStore(srv.Client())))
@@ -92,5 +93,19 @@ func BenchmarkMissMemory(b *testing.B) {
 	}
 	if got := w.h.Get("X-Cache"); got != "MISS" {
 		b.Fatalf("X-Cache = %q", got)
+	}
+}
+
+// BenchmarkInvalidateMemory is a successful POST through Wrap: the upstream's 201 plus the
+// invalidation of its path (one marker deleted from the memory store).
+func BenchmarkInvalidateMemory(b *testing.B) {
+	c := newCache(b, cache.WithStore(cache.MemoryStore(16<<20)))
+	h := c.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) }))
+	req := httptest.NewRequest(http.MethodPost, "/api/items", nil)
+	w := &discardRW{h: make(http.Header, 8)}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
 	}
 }

@@ -20,12 +20,15 @@ import (
 	"github.com/gatewaykit/gatewaykit"
 )
 
-// Cache is a response-cache middleware for GET and HEAD. Build it with New; it is safe for
-// concurrent use. Close waits for background revalidations and closes the store if it has a
+// Cache is a response-cache middleware for GET and HEAD that invalidates a path's entries when
+// an unsafe request (POST, PUT, PATCH, DELETE, ...) to it succeeds. Build it with New; it is safe
+// for concurrent use. Close waits for background revalidations and closes the store if it has a
 // Close method.
 type Cache struct {
 	cfg     config
-	local   bool // the store answers in-process: no timeout contexts
+	gs      genStore      // cfg.store with per-path generations
+	hold    time.Duration // TTL of a path generation created by a miss
+	local   bool          // the store answers in-process: no timeout contexts
 	tel     *telemetry
 	group   singleflight.Group
 	reval   sync.Map      // flight keys with a background revalidation running
@@ -76,14 +79,17 @@ func New(opts ...Option) (*Cache, error) {
 		cfg.store = MemoryStore(DefaultMemoryBytes)
 	}
 	_, local := cfg.store.(localStore)
-	c := &Cache{cfg: cfg, local: local, tel: tel, revals: make(chan struct{}, maxRevalidations)}
+	c := &Cache{cfg: cfg, gs: gensOf(cfg.store), hold: max(markerHold, cfg.revalidateTimeout), local: local, tel: tel,
+		revals: make(chan struct{}, maxRevalidations)}
 	c.keyBufs.New = newKeyBuf
 	return c, nil
 }
 
 // Wrap returns next behind the cache. Only GET and HEAD requests are looked up; a HEAD is
 // answered from the GET entry and, on a miss, forwarded as is and not stored. Every response gets
-// X-Cache: HIT, MISS, STALE or BYPASS; hits also get Age.
+// X-Cache: HIT, MISS, STALE or BYPASS; hits also get Age. Requests with an unsafe method (any
+// but GET, HEAD, OPTIONS and TRACE) bypass the cache and, when next answers 2xx or 3xx,
+// invalidate their path, as InvalidateOnSuccess does.
 func (c *Cache) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, next) })
 }
@@ -107,7 +113,17 @@ func (c *Cache) Close() error {
 }
 
 func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || streaming(r) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if unsafeMethod(r.Method) {
+			c.tel.count(r.Context(), outBypass)
+			w.Header().Set("X-Cache", xcache[outBypass])
+			c.serveUnsafe(w, r, next)
+			return
+		}
+		c.bypass(w, r, next)
+		return
+	}
+	if streaming(r) {
 		c.bypass(w, r, next)
 		return
 	}
@@ -121,20 +137,22 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		c.bypass(w, r, next)
 		return
 	}
+	pk := r.URL.EscapedPath() // the generation's key: every entry of the path depends on it
 	ctx := r.Context()
-	e, err := c.get(ctx, key)
+	e, gen, err := c.lookup(ctx, pk, key)
 	if err != nil {
 		c.bypass(w, r, next)
 		return
 	}
+	e = current(e, gen)
 	flightKey := key
 	if e != nil && e.isMarker() {
 		flightKey = c.secondaryKey(key, e.Vary, r.Header)
-		if e, err = c.get(ctx, flightKey); err != nil {
+		if e, gen, err = c.lookup(ctx, pk, flightKey); err != nil {
 			c.bypass(w, r, next)
 			return
 		}
-		if e != nil && e.isMarker() {
+		if e = current(e, gen); e != nil && e.isMarker() {
 			e = nil // a marker under a secondary key is not ours to serve
 		}
 	}
@@ -146,11 +164,27 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		}
 		if now.Before(e.StaleUntil) {
 			c.hit(w, r, e, now, outStale)
-			c.revalidate(r, next, key, flightKey, perUser)
+			c.revalidate(r, next, pk, key, flightKey, gen, perUser)
 			return
 		}
 	}
-	c.miss(w, r, next, key, flightKey, perUser)
+	c.miss(w, r, next, pk, key, flightKey, gen, perUser)
+}
+
+// current returns e if it was stored under the path's current generation gen, else nil: the path
+// was invalidated since (or its marker was lost, which counts the same).
+func current(e *Entry, gen uint64) *Entry {
+	if e == nil || gen == 0 || e.Generation != gen {
+		return nil
+	}
+	return e
+}
+
+// flightName is the singleflight (and revalidation) key of a fetch: the entry key and the
+// generation it is fetched under, so that a request arriving after an invalidation never joins a
+// fetch that started before it.
+func flightName(flightKey string, gen uint64) string {
+	return flightKey + "#" + strconv.FormatUint(gen, 36)
 }
 
 // credentialHeaders mark a request as made on behalf of someone.
@@ -261,23 +295,33 @@ type result struct {
 // the first one fetches (holding a storable response from its client until the flight ends, so
 // the others do not wait on that client), the others wait and replay its response if
 // it may be stored and matches their Vary values, or else fetch for themselves.
-func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, key, flightKey string, perUser bool) {
+//
+// gen is the path's generation as the lookup saw it; when the path has none, the miss creates it
+// before fetching (see generation.go), and the entry is stored under it.
+func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key, flightKey string, gen uint64, perUser bool) {
 	if r.Method == http.MethodHead {
 		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
 		next.ServeHTTP(w, r)
 		return
 	}
+	if gen == 0 {
+		var err error
+		if gen, err = c.ensure(r.Context(), pk); err != nil {
+			c.bypass(w, r, next)
+			return
+		}
+	}
 	if conditional(r) {
-		c.ownFetch(w, r, next, key, perUser)
+		c.ownFetch(w, r, next, pk, key, gen, perUser)
 		return
 	}
 	leader := false
-	v, _, _ := c.group.Do(flightKey, func() (any, error) {
+	v, _, _ := c.group.Do(flightName(flightKey, gen), func() (any, error) {
 		leader = true
 		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
-		return c.fetch(w, r, next, key, perUser, true), nil
+		return c.fetch(w, r, next, pk, key, gen, perUser, true), nil
 	})
 	res := v.(*result)
 	if leader {
@@ -291,13 +335,13 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		c.hit(w, r, res.entry, c.cfg.now(), outHit)
 		return
 	}
-	c.ownFetch(w, r, next, key, perUser)
+	c.ownFetch(w, r, next, pk, key, gen, perUser)
 }
 
-func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, key string, perUser bool) {
+func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, perUser bool) {
 	c.tel.count(r.Context(), outMiss)
 	w.Header().Set("X-Cache", xcache[outMiss])
-	if res := c.fetch(w, r, next, key, perUser, false); res.panicked {
+	if res := c.fetch(w, r, next, pk, key, gen, perUser, false); res.panicked {
 		panic(res.panicVal)
 	}
 }
@@ -311,12 +355,14 @@ func sameVary(names []string, vals [][]string, h http.Header) bool {
 	return true
 }
 
-// fetch serves r from next through a recorder and stores the response if it may be stored. It
-// recovers a panic of next into the result, for the caller to re-raise on its own goroutine.
+// fetch serves r from next through a recorder and stores the response if it may be stored, under
+// the path's generation gen (read or created before the fetch started: if the path is invalidated
+// meanwhile, the entry is not stored, or never served). It recovers a panic of next into the
+// result, for the caller to re-raise on its own goroutine.
 //
 // With hold, the response is kept from w until the caller calls res.rec.release (see recorder), so
 // that requests waiting on this fetch do not wait for w's client.
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, key string, perUser, hold bool) (res *result) {
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, perUser, hold bool) (res *result) {
 	res = &result{}
 	outer := make([]string, 0, len(w.Header()))
 	for k := range w.Header() {
@@ -359,17 +405,18 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 	if e == nil {
 		return res
 	}
+	e.Generation = gen
 	res.entry = e
 	for _, n := range e.Vary {
 		res.vary = append(res.vary, slices.Clone(r.Header[n]))
 	}
 	ctx := context.WithoutCancel(r.Context())
 	if len(e.Vary) == 0 {
-		c.set(ctx, key, e, ttl)
+		c.set(ctx, pk, key, gen, e, ttl)
 		return res
 	}
-	if c.set(ctx, c.secondaryKey(key, e.Vary, r.Header), e, ttl) {
-		c.set(ctx, key, &Entry{Vary: e.Vary, Born: e.Born, FreshUntil: e.FreshUntil, StaleUntil: e.StaleUntil}, ttl)
+	if c.set(ctx, pk, c.secondaryKey(key, e.Vary, r.Header), gen, e, ttl) {
+		c.set(ctx, pk, key, gen, &Entry{Vary: e.Vary, Born: e.Born, FreshUntil: e.FreshUntil, StaleUntil: e.StaleUntil, Generation: gen}, ttl)
 	}
 	return res
 }
@@ -379,22 +426,23 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 // many stale entries cannot start a goroutine and an upstream request for each.
 const maxRevalidations = 64
 
-// revalidate refreshes an entry in the background, once per flight key at a time.
-func (c *Cache) revalidate(r *http.Request, next http.Handler, key, flightKey string, perUser bool) {
-	if _, running := c.reval.LoadOrStore(flightKey, struct{}{}); running {
+// revalidate refreshes an entry in the background, once per flight key and generation at a time.
+func (c *Cache) revalidate(r *http.Request, next http.Handler, pk, key, flightKey string, gen uint64, perUser bool) {
+	flight := flightName(flightKey, gen)
+	if _, running := c.reval.LoadOrStore(flight, struct{}{}); running {
 		return
 	}
 	select {
 	case c.revals <- struct{}{}:
 	default:
-		c.reval.Delete(flightKey)
+		c.reval.Delete(flight)
 		return
 	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		<-c.revals
-		c.reval.Delete(flightKey)
+		c.reval.Delete(flight)
 		return
 	}
 	c.wg.Add(1)
@@ -409,14 +457,23 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, key, flightKey st
 		defer c.wg.Done()
 		defer func() { <-c.revals }()
 		defer cancel()
-		defer c.reval.Delete(flightKey)
-		v, _, _ := c.group.Do(flightKey, func() (any, error) {
+		defer c.reval.Delete(flight)
+		v, _, _ := c.group.Do(flight, func() (any, error) {
 			// The request that started this may have read the entry just before another
 			// revalidation replaced it: then there is nothing to refresh.
-			if e, err := c.get(ctx, flightKey); err == nil && e != nil && !e.isMarker() && c.cfg.now().Before(e.FreshUntil) {
+			e, g, err := c.lookup(ctx, pk, flightKey)
+			if err != nil {
 				return &result{}, nil
 			}
-			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, key, perUser, false), nil
+			if e = current(e, g); e != nil && !e.isMarker() && c.cfg.now().Before(e.FreshUntil) {
+				return &result{}, nil
+			}
+			if g == 0 { // invalidated since: fetch under a new generation
+				if g, err = c.ensure(ctx, pk); err != nil {
+					return &result{}, nil
+				}
+			}
+			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, pk, key, g, perUser, false), nil
 		})
 		if res := v.(*result); res.panicked {
 			c.cfg.logger.LogAttrs(ctx, slog.LevelError, "cache: background revalidation panicked",
@@ -425,30 +482,49 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, key, flightKey st
 	}()
 }
 
-func (c *Cache) get(ctx context.Context, key string) (*Entry, error) {
+// lookup reads the entry under key and the generation of the path pk (escaped, as every pk).
+func (c *Cache) lookup(ctx context.Context, pk, key string) (*Entry, uint64, error) {
 	if !c.local {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.storeTimeout)
 		defer cancel()
 	}
-	e, err := c.cfg.store.Get(ctx, key)
+	e, gen, err := c.gs.lookup(ctx, pk, key)
 	if err != nil {
 		c.tel.storeFailed(ctx, opGet, err)
 		if errors.Is(err, ErrCorruptEntry) {
-			return nil, nil // a miss: the fetch overwrites it
+			return nil, gen, nil // a miss: the fetch overwrites it
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	return e, nil
+	return e, gen, nil
 }
 
-func (c *Cache) set(ctx context.Context, key string, e *Entry, ttl time.Duration) bool {
+// ensure returns the generation of the path pk, creating it when the path has none. A failure
+// counts as a failed lookup (the request bypasses the cache).
+func (c *Cache) ensure(ctx context.Context, pk string) (uint64, error) {
 	if !c.local {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.storeTimeout)
 		defer cancel()
 	}
-	if err := c.cfg.store.Set(ctx, key, e, ttl); err != nil {
+	gen, err := c.gs.ensure(ctx, pk, newGeneration(), c.hold)
+	if err != nil {
+		c.tel.storeFailed(ctx, opGet, err)
+		return 0, err
+	}
+	return gen, nil
+}
+
+// set stores e under key if the path pk still has generation gen. It reports false on a store
+// failure only.
+func (c *Cache) set(ctx context.Context, pk, key string, gen uint64, e *Entry, ttl time.Duration) bool {
+	if !c.local {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.storeTimeout)
+		defer cancel()
+	}
+	if err := c.gs.setIf(ctx, pk, key, gen, e, ttl); err != nil {
 		c.tel.storeFailed(ctx, opSet, err)
 		return false
 	}

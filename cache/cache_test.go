@@ -796,7 +796,8 @@ func (s entryStore) Set(context.Context, string, *cache.Entry, time.Duration) er
 func TestCustomStoreEntry(t *testing.T) {
 	now := time.Now()
 	e := &cache.Entry{Status: 203, Header: http.Header{"X-A": {"1", "2"}, "Content-Length": {"2"}}, Body: []byte("hi"),
-		Born: now.Add(-5 * time.Second), FreshUntil: now.Add(time.Minute), StaleUntil: now.Add(time.Minute)}
+		Born: now.Add(-5 * time.Second), FreshUntil: now.Add(time.Minute), StaleUntil: now.Add(time.Minute), Generation: 7}
+	// entryStore answers every key with e, the path's generation marker too (generation 7).
 	h := newCache(t, cache.WithStore(entryStore{e})).Wrap(newOrigin())
 	r := get(h, "/any")
 	if r.status != 203 || r.body != "hi" || r.xcache() != "HIT" || len(r.h.Values("X-A")) != 2 || r.h.Get("Age") != "5" {

@@ -1,9 +1,12 @@
 // Package cache is a response-cache middleware for GET and HEAD requests, with an in-memory store
 // (bounded by bytes, github.com/maypok86/otter/v2) and a Redis store shared by gateway instances.
+// Successful unsafe requests invalidate what they changed.
 //
 //	c, err := cache.New(cache.TTL(time.Minute), cache.PerIdentity(),
-//		cache.WithStore(cache.MemoryStore(256<<20)))
+//		cache.WithStore(cache.MemoryStore(256<<20)),
+//		cache.Invalidates(func(*http.Request) []string { return []string{"/api/dashboard"} }))
 //	mux.Handle("GET /api/dashboard", c.Wrap(dashboard))
+//	mux.Handle("POST /api/orders", c.InvalidateOnSuccess(orders))
 //
 // # Keys
 //
@@ -39,6 +42,29 @@
 // requests that miss go upstream unchanged, alone. With StaleWhileRevalidate an expired entry is
 // served (STALE) while one background request refreshes it.
 //
+// # Invalidation
+//
+// When a request with an unsafe method (anything but GET, HEAD, OPTIONS and TRACE) gets a 2xx or
+// 3xx response, the cache invalidates its path (RFC 9111 §4.4): every entry under that path, for
+// every query string, Vary variant and identity, in every instance sharing the store. It also
+// invalidates the paths of the response's Location and Content-Location when they name the
+// request's host, and the paths the Invalidates option returns (a POST /api/orders that changes
+// /api/dashboard). Wrap does this for the unsafe requests it sees; InvalidateOnSuccess adds it to
+// routes that are not cached; Cache.Invalidate invalidates paths from code.
+//
+// There is no index of a path's entries. Each path has a generation, a random 64-bit number kept
+// in the store; entries record the generation they were fetched under and are served only while
+// it is current, and invalidating deletes it. A hit reads the entry and the generation together
+// (one MGET in Redis). A GET whose fetch started before an invalidation never stores its response
+// over it, and a GET sent after it never shares that fetch. No clocks are compared, so clock skew
+// between instances does not matter; a generation lost to eviction or expiry means misses, never
+// stale hits.
+//
+// The invalidation runs before the unsafe response's status is sent, bounded by StoreTimeout.
+// If it fails, the response is still the upstream's, the failure is counted and logged, and the
+// path's entries stay until they expire (fail open, like every store failure). Paths are matched
+// without the host: a Cache serving several hosts invalidates the path on all of them.
+//
 // # Stampedes
 //
 // Concurrent GET misses for one key in one Cache share one upstream request
@@ -54,8 +80,8 @@
 //
 // Every call of a store that is not in-process is bounded by StoreTimeout (50 ms by default). A
 // failed lookup serves the request without the cache (X-Cache: BYPASS); a failed write only loses
-// the entry. The request never fails because of the store. Failures are counted and logged at
-// most once per 10 seconds per Cache.
+// the entry; a failed invalidation leaves the entries until their TTL. The request never fails
+// because of the store. Failures are counted and logged at most once per 10 seconds per Cache.
 //
 // # Metrics
 //
@@ -64,7 +90,9 @@
 //   - gatewaykit.cache.requests (counter, {request}): requests by attribute outcome = hit, miss,
 //     stale or bypass. Requests served from a coalesced fetch count as hit.
 //   - gatewaykit.cache.store.errors (counter, {error}): failed, timed-out or corrupt store calls by
-//     attribute op = get or set.
+//     attribute op = get (lookups, and creating a path's generation on its first miss), set or
+//     invalidate.
+//   - gatewaykit.cache.invalidations (counter, {path}): paths invalidated.
 //
 // The outcome is also set as attribute gatewaykit.cache.outcome on the request's current span (the
 // server span of otelhttp), when it is recording; the cache starts no spans of its own.

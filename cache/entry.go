@@ -33,6 +33,10 @@ type Entry struct {
 	// StaleUntil is when the entry may no longer be served stale while it is revalidated. It is
 	// not before FreshUntil; equal when stale serving is off.
 	StaleUntil time.Time
+	// Generation is the generation of the request path the response was fetched under (see
+	// Cache.Invalidate): the entry is served only while the path's current generation is still
+	// this one. Stores must keep it (MarshalBinary does); 0 never matches.
+	Generation uint64
 
 	// fields is Header as a slice, built by the package when it creates or decodes an entry, so a
 	// hit replays the header without iterating a map. nil for entries built elsewhere.
@@ -77,7 +81,7 @@ func (e *Entry) weight() int {
 // are not an entry this version can read. The middleware treats such an entry as a miss.
 var ErrCorruptEntry = errors.New("cache: corrupt entry")
 
-const entryMagic, entryVersion = 'G', 1
+const entryMagic, entryVersion = 'G', 2
 
 // Decoding bounds: anything above them is corrupt, so a damaged or hostile value cannot make the
 // decoder allocate without limit.
@@ -86,10 +90,12 @@ const (
 	maxValues = 1024
 )
 
-// MarshalBinary encodes e compactly: a magic byte and version, the status, the three times as Unix
-// nanoseconds, the Vary names, the header fields and the body, with unsigned varint lengths.
+// MarshalBinary encodes e compactly: a magic byte and version, the generation, the status, the
+// three times as Unix nanoseconds, the Vary names, the header fields and the body, with unsigned
+// varint lengths. Version 2 added the generation; version 1 values no longer decode (they are
+// treated as corrupt, that is as misses).
 func (e *Entry) MarshalBinary() ([]byte, error) {
-	n := 64 + len(e.Body)
+	n := 80 + len(e.Body)
 	for k, vs := range e.Header {
 		n += len(k) + 4
 		for _, v := range vs {
@@ -98,6 +104,7 @@ func (e *Entry) MarshalBinary() ([]byte, error) {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, entryMagic, entryVersion)
+	b = binary.AppendUvarint(b, e.Generation)
 	b = binary.AppendUvarint(b, uint64(max(e.Status, 0)))
 	b = binary.AppendVarint(b, unixNano(e.Born))
 	b = binary.AppendVarint(b, unixNano(e.FreshUntil))
@@ -126,6 +133,7 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 		return ErrCorruptEntry
 	}
 	d.b = b[2:]
+	gen := d.uvarint()
 	status := d.uvarint()
 	born, fresh, stale := d.varint(), d.varint(), d.varint()
 	var vary []string
@@ -153,7 +161,7 @@ func (e *Entry) UnmarshalBinary(b []byte) error {
 		return ErrCorruptEntry
 	}
 	*e = Entry{Status: int(status), Header: h, Body: body, Vary: vary,
-		Born: time.Unix(0, born), FreshUntil: time.Unix(0, fresh), StaleUntil: time.Unix(0, stale)}
+		Born: fromUnixNano(born), FreshUntil: fromUnixNano(fresh), StaleUntil: fromUnixNano(stale), Generation: gen}
 	e.index()
 	return nil
 }
@@ -163,6 +171,14 @@ func unixNano(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// fromUnixNano inverts unixNano: 0 is the zero time.
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 func appendString(b []byte, s string) []byte {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -45,6 +46,45 @@ func Example() {
 	// MISS {"user":"alice","render":1}
 	// MISS {"user":"bob","render":2}
 	// HIT {"user":"alice","render":1}
+}
+
+// A new order changes every user's dashboard: POST /api/orders goes through InvalidateOnSuccess,
+// and Invalidates names the dashboard's path, so all its entries (every user's) are dropped.
+func ExampleCache_InvalidateOnSuccess() {
+	c, err := cache.New(cache.TTL(time.Minute), cache.PerIdentity(),
+		cache.Invalidates(func(r *http.Request) []string { return []string{"/api/dashboard"} }))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	orders := 0
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/dashboard", c.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"orders":%d}`, orders)
+	})))
+	mux.Handle("POST /api/orders", c.InvalidateOnSuccess(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		orders++
+		w.WriteHeader(http.StatusCreated)
+	})))
+
+	send := func(method, path string) {
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set("Authorization", "Bearer ...")
+		req = req.WithContext(gatewaykit.WithIdentity(req.Context(), &gatewaykit.Identity{Subject: "alice", Method: "jwt"}))
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		fmt.Println(strings.TrimSpace(fmt.Sprintln(method, path, rec.Code, rec.Header().Get("X-Cache"), rec.Body.String())))
+	}
+	send(http.MethodGet, "/api/dashboard")
+	send(http.MethodGet, "/api/dashboard")
+	send(http.MethodPost, "/api/orders")
+	send(http.MethodGet, "/api/dashboard")
+	// Output:
+	// GET /api/dashboard 200 MISS {"orders":0}
+	// GET /api/dashboard 200 HIT {"orders":0}
+	// POST /api/orders 201
+	// GET /api/dashboard 200 MISS {"orders":1}
 }
 
 // Entries in Redis are shared by every gateway instance using the same client and prefix.

@@ -22,5 +22,8 @@ func (c *Cache) PrimaryKey(r *http.Request, id *gatewaykit.Identity) (string, bo
 	return c.primaryKey(r, id)
 }
 
+// PathHash exposes the store key of a path's generation (Redis, custom stores) to tests.
+func PathHash(escapedPath string) string { return pathHash(escapedPath) }
+
 // MaxRevalidations exposes the cap on concurrent background revalidations to tests.
 const MaxRevalidations = maxRevalidations

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,15 +20,36 @@ const DefaultMemoryBytes = 64 << 20
 // fixed overhead), so eviction follows otter's admission and eviction policy rather than plain
 // LRU. Entries are shared, not copied: a Get returns the *Entry given to Set. It is safe for
 // concurrent use. Close stops otter's periodic clean-up goroutine.
+//
+// The middleware also keeps each cached path's generation (see Cache.Invalidate) here, as a
+// small item keyed by the escaped path (which starts with "/", so it never equals an entry's hex
+// key; see markerKey), read with the entry on every lookup; an item evicted under memory pressure makes that
+// path's entries misses, never stale hits.
 type Memory struct {
 	c    *otter.Cache[string, memItem]
 	err  error
 	once sync.Once
 }
 
+// memItem is an entry, or (e nil) a path marker holding the path's generation.
 type memItem struct {
-	e   *Entry
-	ttl time.Duration
+	e     *Entry
+	ttl   time.Duration
+	gen   uint64
+	until int64 // markers: expiry in Unix nanoseconds (real time), to extend but never shorten
+}
+
+// markerWeight approximates the bytes of a marker item beyond its key.
+const markerWeight = 96
+
+// markerKey is the otter key of a path's generation: the path itself when it starts with "/" (no
+// entry key, 64 hex characters, does), else the path after a NUL byte, for handlers that rewrote
+// the path to something without a leading slash.
+func markerKey(path string) string {
+	if strings.HasPrefix(path, "/") {
+		return path
+	}
+	return "\x00" + path
 }
 
 // MemoryStore returns an in-memory store holding at most about maxBytes bytes of entries. A
@@ -40,6 +62,9 @@ func MemoryStore(maxBytes int64) *Memory {
 	c, err := otter.New(&otter.Options[string, memItem]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher: func(k string, v memItem) uint32 {
+			if v.e == nil {
+				return uint32(len(k) + markerWeight)
+			}
 			return uint32(min(len(k)+v.e.weight(), math.MaxUint32))
 		},
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, memItem]) time.Duration {
@@ -63,7 +88,7 @@ func (s *Memory) Get(_ context.Context, key string) (*Entry, error) {
 	if !ok {
 		return nil, nil
 	}
-	return it.e, nil
+	return it.e, nil // nil for a marker
 }
 
 // Set stores e under key for ttl, replacing any previous entry.
@@ -78,7 +103,7 @@ func (s *Memory) Set(_ context.Context, key string, e *Entry, ttl time.Duration)
 	return nil
 }
 
-// Len returns the approximate number of entries.
+// Len returns the approximate number of items: entries, and the generations of cached paths.
 func (s *Memory) Len() int {
 	if s.c == nil {
 		return 0
@@ -102,6 +127,63 @@ func (s *Memory) Close() error {
 			s.c.StopAllGoroutines()
 		}
 	})
+	return nil
+}
+
+func (s *Memory) lookup(_ context.Context, path, key string) (*Entry, uint64, error) {
+	if s.c == nil {
+		return nil, 0, s.configErrOr()
+	}
+	var gen uint64
+	if m, ok := s.c.GetIfPresent(markerKey(path)); ok && m.e == nil {
+		gen = m.gen
+	}
+	it, ok := s.c.GetIfPresent(key)
+	if !ok {
+		return nil, gen, nil
+	}
+	return it.e, gen, nil
+}
+
+func (s *Memory) ensure(_ context.Context, path string, fresh uint64, hold time.Duration) (uint64, error) {
+	if s.c == nil {
+		return 0, s.configErrOr()
+	}
+	m, _ := s.c.SetIfAbsent(markerKey(path), memItem{gen: fresh, ttl: hold, until: time.Now().Add(hold).UnixNano()})
+	return m.gen, nil
+}
+
+func (s *Memory) setIf(_ context.Context, path, key string, gen uint64, e *Entry, ttl time.Duration) error {
+	if s.c == nil {
+		return s.configErrOr()
+	}
+	if e == nil || ttl <= 0 {
+		return nil
+	}
+	mk := markerKey(path)
+	if m, ok := s.c.GetIfPresent(mk); !ok || m.e != nil || m.gen != gen {
+		return nil // invalidated since the fetch started
+	}
+	// An invalidation between the check and the write leaves an entry under a generation that no
+	// longer exists: never served, reclaimed by its TTL.
+	s.c.Set(key, memItem{e: e, ttl: ttl})
+	until := time.Now().Add(ttl).UnixNano()
+	s.c.Compute(mk, func(m memItem, found bool) (memItem, otter.ComputeOp) {
+		if !found || m.e != nil || m.gen != gen || m.until >= until {
+			return m, otter.CancelOp
+		}
+		return memItem{gen: gen, ttl: ttl, until: until}, otter.WriteOp
+	})
+	return nil
+}
+
+func (s *Memory) drop(_ context.Context, paths []string) error {
+	if s.c == nil {
+		return s.configErrOr()
+	}
+	for _, p := range paths {
+		s.c.Invalidate(markerKey(p))
+	}
 	return nil
 }
 

@@ -40,6 +40,7 @@ type config struct {
 	store             Store
 	storeTimeout      time.Duration
 	revalidateTimeout time.Duration
+	invalidates       func(*http.Request) []string
 	now               func() time.Time
 	logger            *slog.Logger
 	mp                metric.MeterProvider
@@ -197,10 +198,28 @@ func WithStore(s Store) Option {
 	}
 }
 
-// StoreTimeout bounds each store call (not for the in-process memory store). A call that fails or
-// times out makes the request bypass the cache. Default DefaultStoreTimeout.
+// StoreTimeout bounds each store call (not for the in-process memory store). A lookup that fails
+// or times out makes the request bypass the cache; an invalidation that does leaves the entries
+// until they expire, and the request keeps its response. Default DefaultStoreTimeout.
 func StoreTimeout(d time.Duration) Option {
 	return positive("StoreTimeout", d, func(c *config) *time.Duration { return &c.storeTimeout })
+}
+
+// Invalidates adds paths to invalidate when an unsafe request (see Cache.InvalidateOnSuccess)
+// succeeds, beyond its own path and the same-host paths in its response's Location and
+// Content-Location: for resources whose responses show what the request changed, such as a
+// dashboard listing the orders that POST /api/orders creates. fn is called once per successful
+// unsafe request, on the request's goroutine; it returns absolute paths ("/api/dashboard"; a query
+// is ignored, since every query of the path is invalidated) in the form requests use, escaped as
+// in a URL. A path that is not absolute is skipped and logged. Default: none.
+func Invalidates(fn func(r *http.Request) []string) Option {
+	return func(c *config) error {
+		if fn == nil {
+			return errors.New("cache: Invalidates: nil function")
+		}
+		c.invalidates = fn
+		return nil
+	}
 }
 
 // WithClock sets the time source for freshness decisions (TTL, Age, stale windows). Default

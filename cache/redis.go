@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -13,10 +15,17 @@ import (
 const DefaultRedisPrefix = "gatewaykit:cache:"
 
 // Redis is a Store in Redis, shared by every gateway instance that uses the same Redis and
-// prefix. Each entry is one string key (prefix + the 64-character hex cache key) holding the
-// entry's binary encoding (see Entry.MarshalBinary), set with a TTL (PX), so Redis expires it.
-// Keys are independent, so Redis Cluster needs no hash tags. It is safe for concurrent use; it
-// does not own the client (Close does nothing).
+// prefix. Each entry is one string key holding the entry's binary encoding (see
+// Entry.MarshalBinary), set with a TTL (PX), so Redis expires it. It is safe for concurrent use;
+// it does not own the client (Close does nothing).
+//
+// The middleware keys an entry by its path, for invalidation (see Cache.Invalidate): the path
+// marker is prefix + "{" + 32 hex characters of the path's hash + "}" and holds the path's
+// generation as a decimal number; the path's entries are the marker's name + the 64-character hex
+// cache key. The hash tag puts a path's marker and entries in one Redis Cluster slot, so a hit
+// reads both with one MGET, and a store checks the generation and writes the entry in one script
+// (each one round trip). The cost: all entries of one path (all its users, queries and variants)
+// live on one cluster shard. Get and Set, called directly, use prefix + key.
 type Redis struct {
 	c      redis.UniversalClient
 	prefix string
@@ -98,3 +107,106 @@ func (s *Redis) Set(ctx context.Context, key string, e *Entry, ttl time.Duration
 }
 
 func (s *Redis) configErr() error { return s.err }
+
+// marker is the key of a path's generation; its entries' keys extend it.
+func (s *Redis) marker(path string) string { return s.prefix + "{" + pathHash(path) + "}" }
+
+func (s *Redis) lookup(ctx context.Context, path, key string) (*Entry, uint64, error) {
+	if s.err != nil {
+		return nil, 0, s.err
+	}
+	m := s.marker(path)
+	vals, err := s.c.MGet(ctx, m, m+key).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("cache: redis get: %w", err)
+	}
+	if len(vals) != 2 {
+		return nil, 0, fmt.Errorf("cache: redis get: MGET returned %d values", len(vals))
+	}
+	var gen uint64
+	if g, ok := vals[0].(string); ok {
+		gen, _ = strconv.ParseUint(g, 10, 64) // not a number: 0, no entry matches
+	}
+	v, ok := vals[1].(string)
+	if !ok {
+		return nil, gen, nil
+	}
+	e := new(Entry)
+	// The reply string is this call's alone: decode it in place rather than copying the body,
+	// as go-redis's own StringCmd.Bytes does. The entry's Body aliases it and, like every
+	// entry, is never written to.
+	if err := e.UnmarshalBinary(unsafe.Slice(unsafe.StringData(v), len(v))); err != nil {
+		return nil, gen, fmt.Errorf("cache: redis get: %w", err)
+	}
+	return e, gen, nil
+}
+
+// ensureScript returns the path's generation, setting it to ARGV[1] for ARGV[2] ms when absent.
+var ensureScript = redis.NewScript(`
+local g = redis.call('GET', KEYS[1])
+if g then return g end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`)
+
+func (s *Redis) ensure(ctx context.Context, path string, fresh uint64, hold time.Duration) (uint64, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	g, err := ensureScript.Run(ctx, s.c, []string{s.marker(path)},
+		strconv.FormatUint(fresh, 10), hold.Milliseconds()).Text()
+	if err != nil {
+		return 0, fmt.Errorf("cache: redis ensure generation: %w", err)
+	}
+	gen, err := strconv.ParseUint(g, 10, 64)
+	if err != nil || gen == 0 {
+		return 0, fmt.Errorf("cache: redis ensure generation: %w: marker holds %q", ErrCorruptEntry, g)
+	}
+	return gen, nil
+}
+
+// setIfScript sets KEYS[2] to ARGV[2] for ARGV[3] ms if KEYS[1] (the path's generation) is
+// ARGV[1], and extends KEYS[1] to at least that TTL. It returns 1 when it stored.
+var setIfScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+`)
+
+func (s *Redis) setIf(ctx context.Context, path, key string, gen uint64, e *Entry, ttl time.Duration) error {
+	if s.err != nil {
+		return s.err
+	}
+	ttl = ttl.Truncate(time.Millisecond)
+	if e == nil || ttl <= 0 {
+		return nil
+	}
+	b, err := e.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("cache: redis set: %w", err)
+	}
+	m := s.marker(path)
+	if err := setIfScript.Run(ctx, s.c, []string{m, m + key}, strconv.FormatUint(gen, 10), b, ttl.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("cache: redis set: %w", err)
+	}
+	return nil
+}
+
+// drop deletes the paths' markers, one DEL each in one pipeline (markers of different paths may
+// live in different cluster slots).
+func (s *Redis) drop(ctx context.Context, paths []string) error {
+	if s.err != nil {
+		return s.err
+	}
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, path := range paths {
+			p.Del(ctx, s.marker(path))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache: redis invalidate: %w", err)
+	}
+	return nil
+}

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -40,23 +41,35 @@ func TestRedisStoreSharedByTwoInstances(t *testing.T) {
 		t.Fatalf("other variant = %q", r.xcache())
 	}
 
-	// Keys carry the prefix and a TTL; per-user keys hold no user data.
+	// Keys carry the prefix, the path's hash tag and a TTL; per-user keys hold no user data.
 	ctx := context.Background()
 	keys, err := rdb.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 3 { // the Vary marker and two variants
+	if len(keys) != 4 { // the path's generation, the Vary marker and two variants
 		t.Fatalf("keys = %v", keys)
 	}
+	tagged := regexp.MustCompile(`^` + regexp.QuoteMeta(cache.DefaultRedisPrefix) + `\{[0-9a-f]{32}\}([0-9a-f]{64})?$`)
+	var markers int
 	for _, k := range keys {
-		if !strings.HasPrefix(k, cache.DefaultRedisPrefix) || len(k) != len(cache.DefaultRedisPrefix)+64 {
-			t.Errorf("key %q", k)
+		m := tagged.FindStringSubmatch(k)
+		if m == nil || k[:len(cache.DefaultRedisPrefix)+34] != keys[0][:len(cache.DefaultRedisPrefix)+34] {
+			t.Errorf("key %q is not in the path's hash slot", k)
+			continue
+		}
+		maxTTL := 60 * time.Second
+		if m[1] == "" {
+			markers++
+			maxTTL = 5 * time.Minute // created for the first miss; never shorter than its entries
 		}
 		ttl, err := rdb.PTTL(ctx, k).Result()
-		if err != nil || ttl <= 0 || ttl > 60*time.Second {
+		if err != nil || ttl <= 0 || ttl > maxTTL {
 			t.Errorf("key %q TTL %v %v", k, ttl, err)
 		}
+	}
+	if markers != 1 {
+		t.Fatalf("%d generation markers in %v", markers, keys)
 	}
 }
 
@@ -116,7 +129,7 @@ func TestRedisCorruptEntryIsAMiss(t *testing.T) {
 	h := c.Wrap(o)
 	get(h, "/c")
 	ctx := context.Background()
-	keys, _ := rdb.Keys(ctx, "*").Result()
+	keys, _ := rdb.Keys(ctx, "*}?*").Result() // the entry, not the path's generation
 	if len(keys) != 1 {
 		t.Fatalf("keys = %v", keys)
 	}

@@ -27,20 +27,25 @@ var xcache = [outCount]string{"HIT", "MISS", "STALE", "BYPASS"}
 const (
 	opGet = iota
 	opSet
+	opInvalidate
+	opCount
 )
+
+var opNames = [opCount]string{"get", "set", "invalidate"}
 
 // logEvery is the minimum interval between two store-failure log records of one Cache.
 const logEvery = 10 * time.Second
 
 type telemetry struct {
-	requests    metric.Int64Counter
-	storeErrors metric.Int64Counter
-	outcomes    [outCount][]metric.AddOption // prebuilt, so Add does not allocate its variadic slice
-	ops         [2][]metric.AddOption
-	spanAttrs   [outCount][]attribute.KeyValue
-	logger      *slog.Logger
-	nextLog     atomic.Int64 // unix nanos before which store failures are not logged
-	suppressed  atomic.Int64
+	requests      metric.Int64Counter
+	storeErrors   metric.Int64Counter
+	invalidations metric.Int64Counter
+	outcomes      [outCount][]metric.AddOption // prebuilt, so Add does not allocate its variadic slice
+	ops           [opCount][]metric.AddOption
+	spanAttrs     [outCount][]attribute.KeyValue
+	logger        *slog.Logger
+	nextLog       atomic.Int64 // unix nanos before which store failures are not logged
+	suppressed    atomic.Int64
 }
 
 func newTelemetry(mp metric.MeterProvider, logger *slog.Logger) (*telemetry, error) {
@@ -52,14 +57,18 @@ func newTelemetry(mp metric.MeterProvider, logger *slog.Logger) (*telemetry, err
 		return nil, err
 	}
 	if t.storeErrors, err = m.Int64Counter("gatewaykit.cache.store.errors", metric.WithUnit("{error}"),
-		metric.WithDescription("Failed or timed-out store calls, by operation (get, set); each get failure bypasses the cache.")); err != nil {
+		metric.WithDescription("Failed or timed-out store calls, by operation (get, set, invalidate); each get failure bypasses the cache, each invalidate failure leaves entries until they expire.")); err != nil {
+		return nil, err
+	}
+	if t.invalidations, err = m.Int64Counter("gatewaykit.cache.invalidations", metric.WithUnit("{path}"),
+		metric.WithDescription("Paths invalidated: by successful unsafe requests, their Location and Content-Location, Invalidates and Cache.Invalidate.")); err != nil {
 		return nil, err
 	}
 	for i, name := range []string{"hit", "miss", "stale", "bypass"} {
 		t.outcomes[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", name)))}
 		t.spanAttrs[i] = []attribute.KeyValue{attribute.String("gatewaykit.cache.outcome", name)}
 	}
-	for i, name := range []string{"get", "set"} {
+	for i, name := range opNames {
 		t.ops[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("op", name)))}
 	}
 	return t, nil
@@ -73,17 +82,24 @@ func (t *telemetry) count(ctx context.Context, outcome int) {
 	}
 }
 
-// storeFailed counts a store failure and logs it at most once per logEvery, with the number of
-// failures not logged since the previous record.
+// storeFailed counts a store failure and logs it (see logLimited).
 func (t *telemetry) storeFailed(ctx context.Context, op int, err error) {
 	t.storeErrors.Add(ctx, 1, t.ops[op]...)
+	msg := "cache: store failed, serving without the cache"
+	if op == opInvalidate {
+		msg = "cache: invalidation failed, the entries stay until they expire"
+	}
+	t.logLimited(ctx, msg, slog.String("op", opNames[op]), slog.Any("error", err))
+}
+
+// logLimited logs a warning unless another one was logged by this Cache within logEvery; it
+// reports the number of records suppressed since the previous one.
+func (t *telemetry) logLimited(ctx context.Context, msg string, attrs ...slog.Attr) {
 	now := time.Now().UnixNano()
 	next := t.nextLog.Load()
 	if now < next || !t.nextLog.CompareAndSwap(next, now+int64(logEvery)) {
 		t.suppressed.Add(1)
 		return
 	}
-	t.logger.LogAttrs(ctx, slog.LevelWarn, "cache: store failed, serving without the cache",
-		slog.String("op", []string{"get", "set"}[op]), slog.Any("error", err),
-		slog.Int64("suppressed", t.suppressed.Swap(0)))
+	t.logger.LogAttrs(ctx, slog.LevelWarn, msg, append(attrs, slog.Int64("suppressed", t.suppressed.Swap(0)))...)
 }

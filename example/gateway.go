@@ -272,7 +272,16 @@ func newGateway(ctx context.Context, cfg Config, sdk *telemetry.SDK, rdb redis.U
 		return nil, err
 	}
 	done.add(func() { _ = dash.Close() })
-	cacheOpts := []cache.Option{cache.TTL(60 * time.Second), cache.PerIdentity(), cache.WithMeterProvider(mp), cache.WithLogger(log)}
+	// A new order changes the dashboard: a successful POST (PUT, DELETE...) under /api/orders
+	// invalidates /api/dashboard for every user (the variants share the path: bff strips their
+	// prefix before the cache).
+	cacheOpts := []cache.Option{cache.TTL(60 * time.Second), cache.PerIdentity(), cache.WithMeterProvider(mp), cache.WithLogger(log),
+		cache.Invalidates(func(r *http.Request) []string {
+			if r.URL.Path == "/api/orders" || strings.HasPrefix(r.URL.Path, "/api/orders/") {
+				return []string{"/api/dashboard"}
+			}
+			return nil
+		})}
 	if rdb != nil {
 		cacheOpts = append(cacheOpts, cache.WithStore(cache.RedisStore(rdb)))
 	}
@@ -304,8 +313,8 @@ func newGateway(ctx context.Context, cfg Config, sdk *telemetry.SDK, rdb redis.U
 	}
 	routes := []route{
 		{"GET", "/users/{id}", "users", usersREST},
-		{"", "/orders", "orders", proxies["orders"]},
-		{"", "/orders/", "orders", proxies["orders"]},
+		{"", "/orders", "orders", cached.InvalidateOnSuccess(proxies["orders"])},
+		{"", "/orders/", "orders", cached.InvalidateOnSuccess(proxies["orders"])},
 		{"", "/products", "products", proxies["products"]},
 		{"", "/products/", "products", proxies["products"]},
 		{"", "/payments", "payments", proxies["payments"]},

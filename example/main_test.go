@@ -301,11 +301,22 @@ func tour(t *testing.T, g *gw, consul bool) {
 		t.Fatalf("v2 products: %s (%s)", r.body, r.Header.Get("X-Instance"))
 	}
 
+	// The dashboard is still cached...
+	if d := g.get("/api/dashboard", alice); d.Header.Get("X-Cache") != "HIT" {
+		t.Fatalf("dashboard before the order: X-Cache %q", d.Header.Get("X-Cache"))
+	}
 	// A spoofed identity header is not trusted: the order belongs to the token's subject.
 	r = g.do(http.MethodPost, "/api/orders", `{"product_id":"p2","quantity":1,"total":89.9}`, alice, "Content-Type: application/json", "X-User-ID: mallory", "X-User-Roles: admin")
 	expect(t, r, http.StatusCreated)
-	if r.json(t)["user_id"] != "alice" {
+	newOrder := r.json(t)
+	if newOrder["user_id"] != "alice" {
 		t.Fatalf("spoofed X-User-ID reached the service: %s", r.body)
+	}
+	// ...until the order invalidates it: fetched again, with the new order.
+	d3 := g.get("/api/dashboard", alice)
+	expect(t, d3, http.StatusOK)
+	if id, _ := newOrder["id"].(string); d3.Header.Get("X-Cache") != "MISS" || id == "" || !strings.Contains(string(d3.body), `"id":"`+id+`"`) {
+		t.Fatalf("dashboard after order %v: X-Cache %q: %s", newOrder["id"], d3.Header.Get("X-Cache"), d3.body)
 	}
 	// Admin routes ignore a spoofed role header too.
 	expect(t, g.get("/admin/api/orders", alice, "X-User-Roles: admin"), http.StatusForbidden)
