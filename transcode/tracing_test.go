@@ -398,6 +398,12 @@ func TestTracingConstructionErrors(t *testing.T) {
 		{"baggage", []transcode.Option{transcode.ForwardHeaders("Baggage")}, `"Baggage" cannot be forwarded`},
 		{"traceparent with tracing off", []transcode.Option{transcode.WithTracing(false), transcode.ForwardHeaders("Traceparent")}, `"Traceparent" cannot be forwarded`},
 		{"propagator field", []transcode.Option{transcode.ForwardHeaders("X-Trace-ID"), transcode.WithPropagator(fieldsPropagator{propagation.TraceContext{}})}, `"X-Trace-Id" is set by the trace-context propagator`},
+		// The gateway's own metadata keys cannot carry trace context either: the request ID may be
+		// the client's X-Request-ID, and it would reach the backend ahead of the gateway's.
+		{"request ID key", []transcode.Option{transcode.RequestIDKey("traceparent")}, `request ID metadata key "traceparent" is a trace-context key`},
+		{"subject key", []transcode.Option{transcode.SubjectKey("tracestate")}, `subject metadata key "tracestate" is a trace-context key`},
+		{"roles key", []transcode.Option{transcode.WithTracing(false), transcode.RolesKey("baggage")}, `roles metadata key "baggage" is a trace-context key`},
+		{"tier key as propagator field", []transcode.Option{transcode.TierKey("x-trace-id"), transcode.WithPropagator(fieldsPropagator{propagation.TraceContext{}})}, `tier metadata key "x-trace-id" is a trace-context key`},
 		{"nil tracer provider", []transcode.Option{transcode.WithTracerProvider(nil)}, "nil tracer provider"},
 		{"nil propagator", []transcode.Option{transcode.WithPropagator(nil)}, "nil propagator"},
 	} {
