@@ -35,7 +35,9 @@ var traceHeaders = map[string]bool{"traceparent": true, "tracestate": true, "bag
 // with these options; they then trace every call made through it, whoever makes it. tp nil means
 // otel.GetTracerProvider() and prop nil otel.GetTextMapPropagator(), read now (both follow globals
 // installed later). Put them before other interceptor options so that those run inside the span.
-// The interceptors are safe for concurrent use and may serve several connections.
+// A call whose outgoing metadata already holds keys of the propagator (a proxy copying its incoming
+// metadata, say) has them replaced by the client span's context. The interceptors are safe for
+// concurrent use and may serve several connections.
 func TracingDialOptions(tp trace.TracerProvider, prop propagation.TextMapPropagator) []grpc.DialOption {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -51,6 +53,7 @@ func TracingDialOptions(tp trace.TracerProvider, prop propagation.TextMapPropaga
 type clientTracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	fields []string // the propagator's keys at creation, lower case
 
 	mu      sync.RWMutex
 	methods map[methodKey]*methodInfo // grows with distinct (target, method) pairs only
@@ -65,11 +68,15 @@ type methodInfo struct {
 }
 
 func newClientTracer(tp trace.TracerProvider, prop propagation.TextMapPropagator) *clientTracer {
-	return &clientTracer{
+	ct := &clientTracer{
 		tracer:  tp.Tracer(instrumentationName),
 		prop:    prop,
 		methods: map[methodKey]*methodInfo{},
 	}
+	for _, f := range prop.Fields() {
+		ct.fields = append(ct.fields, strings.ToLower(f))
+	}
+	return ct
 }
 
 func (ct *clientTracer) dialOptions() []grpc.DialOption {
@@ -166,13 +173,43 @@ func (ct *clientTracer) start(ctx context.Context, cc *grpc.ClientConn, method s
 	c := carriers.Get().(*mdCarrier)
 	ct.prop.Inject(ctx, c)
 	if len(c.kv) > 0 {
-		// Appended, not set: ForwardHeaders refuses the propagator's keys, so nothing else in the
-		// metadata carries them. AppendToOutgoingContext copies kv.
-		ctx = metadata.AppendToOutgoingContext(ctx, c.kv...)
+		ctx = ct.withTraceContext(ctx, c.kv)
 	}
 	c.kv = c.kv[:0]
 	carriers.Put(c)
 	return ctx, span
+}
+
+// withTraceContext puts the injected pairs kv into ctx's outgoing metadata. A Transcoder's own
+// calls carry none of the propagator's keys (ForwardHeaders and the identity keys refuse them),
+// so kv is appended (AppendToOutgoingContext copies it). A call through a connection made with
+// TracingDialOptions may come from code whose metadata already holds trace context (a proxy
+// copying its incoming metadata): then the propagator's keys are replaced, since a backend reads
+// the first value and would otherwise continue that foreign context instead of the client span.
+func (ct *clientTracer) withTraceContext(ctx context.Context, kv []string) context.Context {
+	present := false
+	for _, k := range ct.fields {
+		if present = metadata.ValueFromOutgoingContext(ctx, k) != nil; present {
+			break
+		}
+	}
+	for i := 0; !present && i < len(kv); i += 2 {
+		present = metadata.ValueFromOutgoingContext(ctx, kv[i]) != nil
+	}
+	if !present {
+		return metadata.AppendToOutgoingContext(ctx, kv...)
+	}
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy, keys in lower case
+	for _, k := range ct.fields {
+		delete(md, k)
+	}
+	for _, k := range ct.prop.Fields() { // a global propagator may have been replaced since
+		delete(md, strings.ToLower(k))
+	}
+	for i := 0; i < len(kv); i += 2 {
+		md[kv[i]] = []string{kv[i+1]} // kv's keys are lower case (mdCarrier.Set)
+	}
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 func (ct *clientTracer) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {

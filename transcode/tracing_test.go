@@ -3,6 +3,7 @@ package transcode_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatewaykit/gatewaykit/transcode"
@@ -415,6 +417,52 @@ func TestTracingConstructionErrors(t *testing.T) {
 			_, err = transcode.NewDynamic(addr, transcode.ProtoFiles("internal/testpb", "echo.proto"), append([]transcode.Option{insecureDial}, tc.opts...)...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("dynamic: error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A connection created with TracingDialOptions may carry calls whose outgoing metadata already
+// holds trace context (a gRPC proxy copying its incoming metadata, say). The client span's context
+// replaces it: appended after it, the backend would read the first, foreign value as its parent.
+func TestTracingDialOptionsReplaceTraceContext(t *testing.T) {
+	addr := startBackend(t)
+	tr := newTracing(t)
+	cc, err := grpc.NewClient(addr, append(transcode.TracingDialOptions(tr.tp, propagation.TraceContext{}),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := testpb.NewEchoServiceClient(cc)
+	for _, tc := range []struct {
+		name string
+		ctx  func() context.Context
+	}{
+		{"set", func() context.Context {
+			return metadata.NewOutgoingContext(context.Background(), metadata.MD{
+				"traceparent": {forgedTraceparent}, "tracestate": {"evil=1"}, "x-tenant": {"a"}})
+		}},
+		{"appended", func() context.Context {
+			return metadata.AppendToOutgoingContext(context.Background(), "traceparent", forgedTraceparent, "x-tenant", "a")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := client.Echo(tc.ctx(), &testpb.EchoRequest{Id: "abc"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := tr.next(t)
+			md := resp.GetMetadata()
+			want := fmt.Sprintf("00-%s-%s-01", s.SpanContext().TraceID(), s.SpanContext().SpanID())
+			if md["traceparent"] != want {
+				t.Fatalf("backend got traceparent %q, want %q", md["traceparent"], want)
+			}
+			if _, ok := md["tracestate"]; ok {
+				t.Fatalf("backend got tracestate %q", md["tracestate"])
+			}
+			if md["x-tenant"] != "a" {
+				t.Fatalf("backend got x-tenant %q: other metadata must be kept", md["x-tenant"])
 			}
 		})
 	}
