@@ -56,10 +56,15 @@ type clientTracer struct {
 	fields []string // the propagator's keys at creation, lower case
 
 	mu      sync.RWMutex
-	methods map[methodKey]*methodInfo // grows with distinct (target, method) pairs only
+	methods map[methodKey]*methodInfo // distinct (target, method) pairs, at most maxMethods
 }
 
 type methodKey struct{ target, method string }
+
+// maxMethods bounds clientTracer.methods: far above the methods of any Transcoder's routes, it
+// keeps a connection made with TracingDialOptions from growing the map with every method name a
+// caller sends (a gRPC proxy forwarding its clients' methods). Past it, each call builds its own.
+const maxMethods = 4096
 
 // methodInfo is what every span of one method on one target shares, built once.
 type methodInfo struct {
@@ -103,7 +108,7 @@ func (ct *clientTracer) method(cc *grpc.ClientConn, method string) *methodInfo {
 	ct.mu.Lock()
 	if prev := ct.methods[key]; prev != nil {
 		mi = prev
-	} else {
+	} else if len(ct.methods) < maxMethods {
 		ct.methods[key] = mi
 	}
 	ct.mu.Unlock()
