@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 )
 
@@ -139,7 +140,9 @@ func newMethodInfo(target, method string) *methodInfo {
 
 // serverAddress returns the logical server name and port of a grpc.NewClient target: "host:port",
 // "dns:///host:port", "passthrough:///host:port", "scheme:///name" (a custom resolver's service
-// name, no port), "unix:path" or "unix:///path" (the socket path, no port).
+// name, no port), "unix:path" or "unix:///path" (the socket path, no port), and "scheme:endpoint"
+// for a globally registered resolver ("dns:host:port"), whose endpoint gRPC takes as for
+// "scheme:///endpoint".
 func serverAddress(target string) (string, int) {
 	endpoint, scheme := target, ""
 	if i := strings.Index(target, "://"); i > 0 {
@@ -150,7 +153,7 @@ func serverAddress(target string) (string, int) {
 		if scheme == "unix" {
 			endpoint = "/" + endpoint
 		}
-	} else if i := strings.IndexByte(target, ':'); i > 0 && strings.HasPrefix(target[:i], "unix") {
+	} else if i := strings.IndexByte(target, ':'); i > 0 && (strings.HasPrefix(target[:i], "unix") || resolver.Get(target[:i]) != nil) {
 		scheme, endpoint = target[:i], target[i+1:]
 	}
 	if endpoint == "" {

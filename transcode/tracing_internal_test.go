@@ -35,6 +35,9 @@ func TestServerAddress(t *testing.T) {
 		{"unix:///run/users.sock", "/run/users.sock", 0},
 		{"unix:run/users.sock", "run/users.sock", 0},
 		{"unix-abstract:users", "users", 0},
+		{"dns:users:9090", "users", 9090}, // a registered scheme without "//": gRPC's endpoint is the rest
+		{"passthrough:10.0.0.7:8080", "10.0.0.7", 8080},
+		{"dns:[::1]:443", "::1", 443},
 		{"users:http", "users", 0},
 		{"users:99999", "users", 0},
 		{"dns:///", "", 0},
