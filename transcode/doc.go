@@ -78,7 +78,8 @@
 //
 // WithTracerProvider and WithPropagator default to the OpenTelemetry globals; with no SDK
 // installed, a call costs three small allocations more. The spans come from client interceptors,
-// first in the chain, on the connections the Transcoder dials; a connection lent with
+// first in the chain, on the connections the Transcoder dials (an interceptor set with
+// grpc.WithUnaryInterceptor, which gRPC runs ahead of the chain, is outside the span); a connection lent with
 // WithClientConn keeps the interceptors it was created with, so create it with TracingDialOptions
 // to trace its calls. WithTracing(false) adds no interceptor at all: no span, no trace context, no
 // cost.

@@ -184,7 +184,10 @@ func metadataKey(what, key string, field func(*config) *string) Option {
 // itself. There is no default transport security: without grpc.WithTransportCredentials (for example
 // insecure.NewCredentials() for a loopback backend) construction fails, so plaintext is always an
 // explicit choice. With tracing on (WithTracing), the Transcoder's client interceptors come first in
-// the chain, so interceptors given here run inside the client span.
+// the chain, so interceptors chained here (grpc.WithChainUnaryInterceptor,
+// grpc.WithChainStreamInterceptor) run inside the client span; one set with
+// grpc.WithUnaryInterceptor or grpc.WithStreamInterceptor runs outside it, since gRPC puts that one
+// ahead of every chained interceptor.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) error {
 		c.dialOpts = append(c.dialOpts, opts...)

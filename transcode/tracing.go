@@ -35,7 +35,9 @@ var traceHeaders = map[string]bool{"traceparent": true, "tracestate": true, "bag
 // lent with WithClientConn, so calls through such a connection are traced only if it was created
 // with these options; they then trace every call made through it, whoever makes it. tp nil means
 // otel.GetTracerProvider() and prop nil otel.GetTextMapPropagator(), read now (both follow globals
-// installed later). Put them before other interceptor options so that those run inside the span.
+// installed later). Put them before other interceptor options so that those run inside the span
+// (chained ones only: gRPC runs the one of grpc.WithUnaryInterceptor or grpc.WithStreamInterceptor
+// ahead of every chained interceptor, so outside the span).
 // A call whose outgoing metadata already holds keys of the propagator (a proxy copying its incoming
 // metadata, say) has them replaced by the client span's context. The interceptors are safe for
 // concurrent use and may serve several connections.

@@ -320,7 +320,7 @@ func TestTracingNoopProvider(t *testing.T) {
 	}
 }
 
-// The caller's interceptors (WithDialOptions) run inside the client span.
+// The caller's chained interceptors (WithDialOptions) run inside the client span.
 func TestTracingInterceptorOrder(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -334,6 +334,25 @@ func TestTracingInterceptorOrder(t *testing.T) {
 			echoResponse(t, do(h, "GET", "/v1/echo/abc", ""))
 			if s := tr.next(t); (<-seen).SpanID() != s.SpanContext().SpanID() {
 				t.Fatal("the caller's interceptor did not see the client span")
+			}
+		})
+	}
+	// gRPC runs the single interceptor of grpc.WithUnaryInterceptor ahead of every chained one,
+	// so it runs outside the client span (as documented at WithDialOptions), and does not
+	// replace the tracing interceptor.
+	for _, m := range modes {
+		t.Run(m.name+"/WithUnaryInterceptor", func(t *testing.T) {
+			tr := newTracing(t)
+			seen := make(chan trace.SpanContext, 1)
+			outer := grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				seen <- trace.SpanContextFromContext(ctx)
+				return invoker(ctx, method, req, reply, cc, opts...)
+			})
+			h := m.build(t, startBackend(t), append(tr.opts(), transcode.WithDialOptions(outer))...)
+			echoResponse(t, do(h, "GET", "/v1/echo/abc", ""))
+			tr.next(t) // the client span still ends
+			if sc := <-seen; sc.IsValid() {
+				t.Fatalf("the single interceptor saw span %v", sc.SpanID())
 			}
 		})
 	}
