@@ -298,8 +298,9 @@ func WithClientCredentials(id, secret string) Option {
 	})
 }
 
-// WithNegativeTTL sets how long an inactive answer is cached. Default 5 s. Applies to
-// NewIntrospection.
+// WithNegativeTTL sets how long a rejected answer is cached with its error: inactive, wrong iss,
+// aud or token_type, malformed, expired (not-yet-valid answers and endpoint failures are never
+// cached). Default 5 s. Applies to NewIntrospection.
 func WithNegativeTTL(d time.Duration) Option {
 	return opt("WithNegativeTTL", sIntrospect, func(c *config) error {
 		if d <= 0 {

@@ -38,11 +38,33 @@ func (p *typPolicy) check(header map[string]any) error {
 	}
 	s = normType(s)
 	for _, t := range p.types {
-		if strings.EqualFold(s, t) {
+		if equalFoldASCII(s, t) {
 			return nil
 		}
 	}
 	return fmt.Errorf("%w: typ not allowed", ErrTokenType)
+}
+
+// equalFoldASCII reports whether a and b are equal under ASCII case folding, the case
+// insensitivity of media types. strings.EqualFold folds Unicode too, so it would take the Kelvin
+// sign U+212A for "k" and the long s U+017F for "s": "\u212Ab+jwt" is not "kb+jwt".
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // normType returns the short form of a "typ" value: RFC 7515 section 4.1.9 has a recipient treat
@@ -51,16 +73,17 @@ func (p *typPolicy) check(header map[string]any) error {
 // case-insensitively; parameters (";...") are not understood and so never match.
 func normType(s string) string {
 	const prefix = "application/"
-	if len(s) > len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) && !strings.Contains(s[len(prefix):], "/") {
+	if len(s) > len(prefix) && equalFoldASCII(s[:len(prefix)], prefix) && !strings.Contains(s[len(prefix):], "/") {
 		return s[len(prefix):]
 	}
 	return s
 }
 
 // WithAllowedTypes sets the JWT "typ" header values the verifier accepts (explicit typing, RFC 8725
-// section 3.11; RFC 9068 section 4). Values compare case-insensitively, and the "application/"
-// prefix is optional on both sides (RFC 7515 section 4.1.9): "at+jwt" also accepts
-// "application/AT+JWT". A token without "typ" is accepted only when NoType is listed, so
+// section 3.11; RFC 9068 section 4). Values compare case-insensitively in ASCII (no Unicode
+// case folding), and the "application/" prefix is optional on both sides (RFC 7515 section
+// 4.1.9): "at+jwt" also accepts "application/AT+JWT". A token without "typ" is accepted only when
+// NoType is listed, so
 // WithAllowedTypes("at+jwt") requires RFC 9068 access tokens and WithAllowedTypes(auth.NoType,
 // "at+jwt") also lets untyped tokens through. A "typ" that is not a string is ErrMalformed; one
 // not accepted (also an empty string) is ErrTokenType, checked before any key lookup.

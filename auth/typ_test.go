@@ -44,6 +44,11 @@ func TestJWTExplicitTyping(t *testing.T) {
 		{"null", nil}, // present, JSON null (signRaw below)
 		{"array", []string{"JWT"}},
 		{"empty string", ""},
+		// Media types compare case-insensitively in ASCII only: strings.EqualFold would take the
+		// Kelvin sign U+212A for "k" and the long s U+017F for "s".
+		{"kb+jwt", "kb+jwt"},
+		{"Kelvin-sign kb+jwt", "\u212Ab+jwt"},
+		{"long-s secevent+jwt", "\u017Fecevent+jwt"},
 	}
 	accepted := func(names ...string) map[string]error {
 		m := map[string]error{}
@@ -76,6 +81,8 @@ func TestJWTExplicitTyping(t *testing.T) {
 			accepted("absent", "JWT", "jwt", "application/jwt", "at+jwt", "application/at+JWT", "AT+JWT", "JOSE")},
 		{"text/at+jwt", []auth.Option{auth.WithAllowedTypes("text/AT+JWT")},
 			accepted("text/at+jwt")},
+		{"kb+jwt, secevent+jwt", []auth.Option{auth.WithAllowedTypes("KB+JWT", "secevent+jwt")},
+			accepted("kb+jwt", "secevent+jwt")},
 	}
 	toks := map[string]string{}
 	for _, tc := range typs {

@@ -71,13 +71,15 @@
 // The span's context is injected into the outgoing metadata by the propagator (W3C traceparent,
 // tracestate and baggage with the propagator telemetry.Setup installs), so a backend that extracts
 // it continues the trace. The client's own traceparent, tracestate and baggage headers never reach
-// the backend: ForwardHeaders refuses them and every key of the propagator. What the backend joins
-// is the gateway's trace, whose server span does not take the client's traceparent as its parent
-// unless the telemetry middleware is told to trust it.
+// the backend: ForwardHeaders refuses them and every key of the propagator, and SubjectKey,
+// RolesKey, TierKey and RequestIDKey cannot name them either. What the backend joins is the
+// gateway's trace, whose server span does not take the client's traceparent as its parent unless
+// the telemetry middleware is told to trust it.
 //
 // WithTracerProvider and WithPropagator default to the OpenTelemetry globals; with no SDK
 // installed, a call costs three small allocations more. The spans come from client interceptors,
-// first in the chain, on the connections the Transcoder dials; a connection lent with
+// first in the chain, on the connections the Transcoder dials (an interceptor set with
+// grpc.WithUnaryInterceptor, which gRPC runs ahead of the chain, is outside the span); a connection lent with
 // WithClientConn keeps the interceptors it was created with, so create it with TracingDialOptions
 // to trace its calls. WithTracing(false) adds no interceptor at all: no span, no trace context, no
 // cost.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,11 +110,25 @@ func newConfig(opts []Option) (*config, error) {
 	}
 	// The propagator's own keys come from the gateway's span, never from the client (the W3C
 	// ones are refused by ForwardHeaders whatever the propagator).
-	for _, field := range c.propagator.Fields() {
+	fields := c.propagator.Fields()
+	for _, field := range fields {
 		for _, f := range c.forward {
 			if strings.EqualFold(field, f.key) {
 				return nil, fmt.Errorf("transcode: header %q is set by the trace-context propagator and cannot be forwarded", f.canon)
 			}
+		}
+	}
+	// Nor may the gateway's own metadata carry a trace-context key: the injected context is
+	// appended, so the backend would read the request ID (the client's X-Request-ID, perhaps) or
+	// an identity value as its parent instead. Refused with tracing off too, as by ForwardHeaders.
+	for _, k := range [...]struct{ what, key string }{
+		{"subject", c.subjectKey}, {"roles", c.rolesKey}, {"tier", c.tierKey}, {"request ID", c.requestIDKey},
+	} {
+		if k.key == "" {
+			continue
+		}
+		if traceHeaders[k.key] || slices.ContainsFunc(fields, func(f string) bool { return strings.EqualFold(f, k.key) }) {
+			return nil, fmt.Errorf("transcode: %s metadata key %q is a trace-context key: the backend receives the gateway's trace context there", k.what, k.key)
 		}
 	}
 	if c.logger == nil {
@@ -169,7 +184,10 @@ func metadataKey(what, key string, field func(*config) *string) Option {
 // itself. There is no default transport security: without grpc.WithTransportCredentials (for example
 // insecure.NewCredentials() for a loopback backend) construction fails, so plaintext is always an
 // explicit choice. With tracing on (WithTracing), the Transcoder's client interceptors come first in
-// the chain, so interceptors given here run inside the client span.
+// the chain, so interceptors chained here (grpc.WithChainUnaryInterceptor,
+// grpc.WithChainStreamInterceptor) run inside the client span; one set with
+// grpc.WithUnaryInterceptor or grpc.WithStreamInterceptor runs outside it, since gRPC puts that one
+// ahead of every chained interceptor.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) error {
 		c.dialOpts = append(c.dialOpts, opts...)
@@ -214,7 +232,9 @@ func ForwardHeaders(names ...string) Option {
 }
 
 // SubjectKey sets the metadata key carrying gatewaykit.Identity.Subject (default "x-user-id"; ""
-// disables it). Set only when the request context holds a non-anonymous identity.
+// disables it). Set only when the request context holds a non-anonymous identity. This key, and
+// those of RolesKey, TierKey and RequestIDKey, cannot be a trace-context key (traceparent,
+// tracestate, baggage or a key of the propagator): construction fails.
 func SubjectKey(key string) Option {
 	return metadataKey("subject", key, func(c *config) *string { return &c.subjectKey })
 }

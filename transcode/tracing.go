@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 )
 
@@ -34,8 +35,12 @@ var traceHeaders = map[string]bool{"traceparent": true, "tracestate": true, "bag
 // lent with WithClientConn, so calls through such a connection are traced only if it was created
 // with these options; they then trace every call made through it, whoever makes it. tp nil means
 // otel.GetTracerProvider() and prop nil otel.GetTextMapPropagator(), read now (both follow globals
-// installed later). Put them before other interceptor options so that those run inside the span.
-// The interceptors are safe for concurrent use and may serve several connections.
+// installed later). Put them before other interceptor options so that those run inside the span
+// (chained ones only: gRPC runs the one of grpc.WithUnaryInterceptor or grpc.WithStreamInterceptor
+// ahead of every chained interceptor, so outside the span).
+// A call whose outgoing metadata already holds keys of the propagator (a proxy copying its incoming
+// metadata, say) has them replaced by the client span's context. The interceptors are safe for
+// concurrent use and may serve several connections.
 func TracingDialOptions(tp trace.TracerProvider, prop propagation.TextMapPropagator) []grpc.DialOption {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -51,12 +56,18 @@ func TracingDialOptions(tp trace.TracerProvider, prop propagation.TextMapPropaga
 type clientTracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	fields []string // the propagator's keys at creation, lower case
 
 	mu      sync.RWMutex
-	methods map[methodKey]*methodInfo // grows with distinct (target, method) pairs only
+	methods map[methodKey]*methodInfo // distinct (target, method) pairs, at most maxMethods
 }
 
 type methodKey struct{ target, method string }
+
+// maxMethods bounds clientTracer.methods: far above the methods of any Transcoder's routes, it
+// keeps a connection made with TracingDialOptions from growing the map with every method name a
+// caller sends (a gRPC proxy forwarding its clients' methods). Past it, each call builds its own.
+const maxMethods = 4096
 
 // methodInfo is what every span of one method on one target shares, built once.
 type methodInfo struct {
@@ -65,11 +76,15 @@ type methodInfo struct {
 }
 
 func newClientTracer(tp trace.TracerProvider, prop propagation.TextMapPropagator) *clientTracer {
-	return &clientTracer{
+	ct := &clientTracer{
 		tracer:  tp.Tracer(instrumentationName),
 		prop:    prop,
 		methods: map[methodKey]*methodInfo{},
 	}
+	for _, f := range prop.Fields() {
+		ct.fields = append(ct.fields, strings.ToLower(f))
+	}
+	return ct
 }
 
 func (ct *clientTracer) dialOptions() []grpc.DialOption {
@@ -96,7 +111,7 @@ func (ct *clientTracer) method(cc *grpc.ClientConn, method string) *methodInfo {
 	ct.mu.Lock()
 	if prev := ct.methods[key]; prev != nil {
 		mi = prev
-	} else {
+	} else if len(ct.methods) < maxMethods {
 		ct.methods[key] = mi
 	}
 	ct.mu.Unlock()
@@ -127,7 +142,9 @@ func newMethodInfo(target, method string) *methodInfo {
 
 // serverAddress returns the logical server name and port of a grpc.NewClient target: "host:port",
 // "dns:///host:port", "passthrough:///host:port", "scheme:///name" (a custom resolver's service
-// name, no port), "unix:path" or "unix:///path" (the socket path, no port).
+// name, no port), "unix:path" or "unix:///path" (the socket path, no port), and "scheme:endpoint"
+// for a globally registered resolver ("dns:host:port"), whose endpoint gRPC takes as for
+// "scheme:///endpoint".
 func serverAddress(target string) (string, int) {
 	endpoint, scheme := target, ""
 	if i := strings.Index(target, "://"); i > 0 {
@@ -138,7 +155,7 @@ func serverAddress(target string) (string, int) {
 		if scheme == "unix" {
 			endpoint = "/" + endpoint
 		}
-	} else if i := strings.IndexByte(target, ':'); i > 0 && strings.HasPrefix(target[:i], "unix") {
+	} else if i := strings.IndexByte(target, ':'); i > 0 && (strings.HasPrefix(target[:i], "unix") || resolver.Get(target[:i]) != nil) {
 		scheme, endpoint = target[:i], target[i+1:]
 	}
 	if endpoint == "" {
@@ -166,13 +183,43 @@ func (ct *clientTracer) start(ctx context.Context, cc *grpc.ClientConn, method s
 	c := carriers.Get().(*mdCarrier)
 	ct.prop.Inject(ctx, c)
 	if len(c.kv) > 0 {
-		// Appended, not set: ForwardHeaders refuses the propagator's keys, so nothing else in the
-		// metadata carries them. AppendToOutgoingContext copies kv.
-		ctx = metadata.AppendToOutgoingContext(ctx, c.kv...)
+		ctx = ct.withTraceContext(ctx, c.kv)
 	}
 	c.kv = c.kv[:0]
 	carriers.Put(c)
 	return ctx, span
+}
+
+// withTraceContext puts the injected pairs kv into ctx's outgoing metadata. A Transcoder's own
+// calls carry none of the propagator's keys (ForwardHeaders and the identity keys refuse them),
+// so kv is appended (AppendToOutgoingContext copies it). A call through a connection made with
+// TracingDialOptions may come from code whose metadata already holds trace context (a proxy
+// copying its incoming metadata): then the propagator's keys are replaced, since a backend reads
+// the first value and would otherwise continue that foreign context instead of the client span.
+func (ct *clientTracer) withTraceContext(ctx context.Context, kv []string) context.Context {
+	present := false
+	for _, k := range ct.fields {
+		if present = metadata.ValueFromOutgoingContext(ctx, k) != nil; present {
+			break
+		}
+	}
+	for i := 0; !present && i < len(kv); i += 2 {
+		present = metadata.ValueFromOutgoingContext(ctx, kv[i]) != nil
+	}
+	if !present {
+		return metadata.AppendToOutgoingContext(ctx, kv...)
+	}
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy, keys in lower case
+	for _, k := range ct.fields {
+		delete(md, k)
+	}
+	for _, k := range ct.prop.Fields() { // a global propagator may have been replaced since
+		delete(md, strings.ToLower(k))
+	}
+	for i := 0; i < len(kv); i += 2 {
+		md[kv[i]] = []string{kv[i+1]} // kv's keys are lower case (mdCarrier.Set)
+	}
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 func (ct *clientTracer) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {

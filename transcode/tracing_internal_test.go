@@ -3,6 +3,7 @@ package transcode
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -34,6 +35,9 @@ func TestServerAddress(t *testing.T) {
 		{"unix:///run/users.sock", "/run/users.sock", 0},
 		{"unix:run/users.sock", "run/users.sock", 0},
 		{"unix-abstract:users", "users", 0},
+		{"dns:users:9090", "users", 9090}, // a registered scheme without "//": gRPC's endpoint is the rest
+		{"passthrough:10.0.0.7:8080", "10.0.0.7", 8080},
+		{"dns:[::1]:443", "::1", 443},
 		{"users:http", "users", 0},
 		{"users:99999", "users", 0},
 		{"dns:///", "", 0},
@@ -160,5 +164,35 @@ func BenchmarkClientTracer(b *testing.B) {
 				_ = v.ct.unary(ctx, "/gatewaykit.test.v1.EchoService/Echo", nil, nil, nil, invoker)
 			}
 		})
+	}
+}
+
+// The per-method cache does not grow with the method names of calls: a connection made with
+// TracingDialOptions may carry calls whose method comes from a client (a gRPC proxy forwarding
+// unknown services). Past the bound, spans are still named and attributed right.
+func TestClientTracerMethodsBounded(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	ct := newClientTracer(tp, propagation.TraceContext{})
+	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
+	for i := range 3 * maxMethods {
+		_ = ct.unary(context.Background(), fmt.Sprintf("/pkg.S%d/M", i), nil, nil, nil, invoker)
+	}
+	ct.mu.RLock()
+	n := len(ct.methods)
+	ct.mu.RUnlock()
+	if n > maxMethods {
+		t.Fatalf("%d methods cached, want at most %d", n, maxMethods)
+	}
+	spans := rec.Ended()
+	last := spans[len(spans)-1]
+	if want := fmt.Sprintf("pkg.S%d/M", 3*maxMethods-1); last.Name() != want {
+		t.Fatalf("span %q, want %q", last.Name(), want)
+	}
+	for _, kv := range last.Attributes() {
+		if kv.Key == "rpc.service" && kv.Value.AsString() != fmt.Sprintf("pkg.S%d", 3*maxMethods-1) {
+			t.Fatalf("rpc.service %q", kv.Value.AsString())
+		}
 	}
 }

@@ -3,6 +3,7 @@ package transcode_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatewaykit/gatewaykit/transcode"
@@ -318,7 +320,7 @@ func TestTracingNoopProvider(t *testing.T) {
 	}
 }
 
-// The caller's interceptors (WithDialOptions) run inside the client span.
+// The caller's chained interceptors (WithDialOptions) run inside the client span.
 func TestTracingInterceptorOrder(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -332,6 +334,25 @@ func TestTracingInterceptorOrder(t *testing.T) {
 			echoResponse(t, do(h, "GET", "/v1/echo/abc", ""))
 			if s := tr.next(t); (<-seen).SpanID() != s.SpanContext().SpanID() {
 				t.Fatal("the caller's interceptor did not see the client span")
+			}
+		})
+	}
+	// gRPC runs the single interceptor of grpc.WithUnaryInterceptor ahead of every chained one,
+	// so it runs outside the client span (as documented at WithDialOptions), and does not
+	// replace the tracing interceptor.
+	for _, m := range modes {
+		t.Run(m.name+"/WithUnaryInterceptor", func(t *testing.T) {
+			tr := newTracing(t)
+			seen := make(chan trace.SpanContext, 1)
+			outer := grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				seen <- trace.SpanContextFromContext(ctx)
+				return invoker(ctx, method, req, reply, cc, opts...)
+			})
+			h := m.build(t, startBackend(t), append(tr.opts(), transcode.WithDialOptions(outer))...)
+			echoResponse(t, do(h, "GET", "/v1/echo/abc", ""))
+			tr.next(t) // the client span still ends
+			if sc := <-seen; sc.IsValid() {
+				t.Fatalf("the single interceptor saw span %v", sc.SpanID())
 			}
 		})
 	}
@@ -398,6 +419,12 @@ func TestTracingConstructionErrors(t *testing.T) {
 		{"baggage", []transcode.Option{transcode.ForwardHeaders("Baggage")}, `"Baggage" cannot be forwarded`},
 		{"traceparent with tracing off", []transcode.Option{transcode.WithTracing(false), transcode.ForwardHeaders("Traceparent")}, `"Traceparent" cannot be forwarded`},
 		{"propagator field", []transcode.Option{transcode.ForwardHeaders("X-Trace-ID"), transcode.WithPropagator(fieldsPropagator{propagation.TraceContext{}})}, `"X-Trace-Id" is set by the trace-context propagator`},
+		// The gateway's own metadata keys cannot carry trace context either: the request ID may be
+		// the client's X-Request-ID, and it would reach the backend ahead of the gateway's.
+		{"request ID key", []transcode.Option{transcode.RequestIDKey("traceparent")}, `request ID metadata key "traceparent" is a trace-context key`},
+		{"subject key", []transcode.Option{transcode.SubjectKey("tracestate")}, `subject metadata key "tracestate" is a trace-context key`},
+		{"roles key", []transcode.Option{transcode.WithTracing(false), transcode.RolesKey("baggage")}, `roles metadata key "baggage" is a trace-context key`},
+		{"tier key as propagator field", []transcode.Option{transcode.TierKey("x-trace-id"), transcode.WithPropagator(fieldsPropagator{propagation.TraceContext{}})}, `tier metadata key "x-trace-id" is a trace-context key`},
 		{"nil tracer provider", []transcode.Option{transcode.WithTracerProvider(nil)}, "nil tracer provider"},
 		{"nil propagator", []transcode.Option{transcode.WithPropagator(nil)}, "nil propagator"},
 	} {
@@ -409,6 +436,52 @@ func TestTracingConstructionErrors(t *testing.T) {
 			_, err = transcode.NewDynamic(addr, transcode.ProtoFiles("internal/testpb", "echo.proto"), append([]transcode.Option{insecureDial}, tc.opts...)...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("dynamic: error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// A connection created with TracingDialOptions may carry calls whose outgoing metadata already
+// holds trace context (a gRPC proxy copying its incoming metadata, say). The client span's context
+// replaces it: appended after it, the backend would read the first, foreign value as its parent.
+func TestTracingDialOptionsReplaceTraceContext(t *testing.T) {
+	addr := startBackend(t)
+	tr := newTracing(t)
+	cc, err := grpc.NewClient(addr, append(transcode.TracingDialOptions(tr.tp, propagation.TraceContext{}),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := testpb.NewEchoServiceClient(cc)
+	for _, tc := range []struct {
+		name string
+		ctx  func() context.Context
+	}{
+		{"set", func() context.Context {
+			return metadata.NewOutgoingContext(context.Background(), metadata.MD{
+				"traceparent": {forgedTraceparent}, "tracestate": {"evil=1"}, "x-tenant": {"a"}})
+		}},
+		{"appended", func() context.Context {
+			return metadata.AppendToOutgoingContext(context.Background(), "traceparent", forgedTraceparent, "x-tenant", "a")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := client.Echo(tc.ctx(), &testpb.EchoRequest{Id: "abc"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := tr.next(t)
+			md := resp.GetMetadata()
+			want := fmt.Sprintf("00-%s-%s-01", s.SpanContext().TraceID(), s.SpanContext().SpanID())
+			if md["traceparent"] != want {
+				t.Fatalf("backend got traceparent %q, want %q", md["traceparent"], want)
+			}
+			if _, ok := md["tracestate"]; ok {
+				t.Fatalf("backend got tracestate %q", md["tracestate"])
+			}
+			if md["x-tenant"] != "a" {
+				t.Fatalf("backend got x-tenant %q: other metadata must be kept", md["x-tenant"])
 			}
 		})
 	}
