@@ -484,7 +484,11 @@ func (t *Transcoder) stream(ctx context.Context, d *dynamic, rt *route, req prot
 	defer cancel()
 	cs, err := rt.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, rt.fullMethod)
 	if err == nil {
-		err = cs.SendMsg(req)
+		// SendMsg returns io.EOF when the server already ended the stream; the real status
+		// comes from RecvMsg below (grpc-go's documented contract), not "UNKNOWN: EOF".
+		if err = cs.SendMsg(req); errors.Is(err, io.EOF) {
+			err = nil
+		}
 	}
 	if err == nil {
 		err = cs.CloseSend()

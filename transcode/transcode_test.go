@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gatewaykit/gatewaykit"
@@ -470,4 +472,32 @@ func TestServerStreaming(t *testing.T) {
 		}
 		cancel()
 	})
+}
+
+// eofStream is a client stream whose server "already ended the call": SendMsg reports io.EOF
+// (grpc-go's contract: the status comes from RecvMsg) and RecvMsg returns that status.
+type eofStream struct {
+	grpc.ClientStream
+	st error
+}
+
+func (s eofStream) SendMsg(any) error { return io.EOF }
+func (s eofStream) RecvMsg(any) error { return s.st }
+
+// TestStreamSendEOFTakesStatusFromRecv: a stream whose SendMsg returns io.EOF is answered with
+// the status RecvMsg reports (PERMISSION_DENIED -> 403), not with "UNKNOWN: EOF" (500).
+func TestStreamSendEOFTakesStatusFromRecv(t *testing.T) {
+	addr := startBackend(t)
+	icpt := grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return eofStream{ClientStream: cs, st: status.Error(codes.PermissionDenied, "denied")}, nil
+	})
+	tr := modes[1].build(t, addr, transcode.WithDialOptions(icpt))
+	w := do(tr, "GET", "/v1/stream/2", "")
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("status %d, body %s; want 403 from RecvMsg's status", w.Code, w.Body)
+	}
 }
