@@ -77,10 +77,29 @@ func marshalRecord(k StoredKey) ([]byte, error) {
 // updateScript is the compare-and-swap of Update: KEYS[1] the record, ARGV[1] the expected JSON,
 // ARGV[2] the new JSON, ARGV[3] its expiry in Unix milliseconds ("" for none; SET without it drops
 // a TTL, as Put does). It returns 1 when written, 0 when the key is gone, -1 when it differs.
+//
+// Byte equality is the fast path; otherwise both documents are decoded (cjson) and compared value
+// by value, because encoding/json does not reproduce its own output after a decode for strings
+// that are not valid UTF-8: Put writes each invalid byte as the escape �, Get turns it into
+// U+FFFD, and encoding that again writes the raw character. A record that does not decode, or
+// holds a member old does not (or lacks one), differs.
 var updateScript = redis.NewScript(`
+local function same(a, b)
+  if type(a) ~= 'table' or type(b) ~= 'table' then return a == b end
+  for k, v in pairs(a) do
+    if not same(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-if cur ~= ARGV[1] then return -1 end
+if cur ~= ARGV[1] then
+  local ok, got = pcall(cjson.decode, cur)
+  if not ok or not same(got, cjson.decode(ARGV[1])) then return -1 end
+end
 if ARGV[3] == '' then
   redis.call('SET', KEYS[1], ARGV[2])
 else
@@ -90,9 +109,10 @@ return 1
 `)
 
 // Update implements ConditionalKeyStore with one Lua script (one round trip, atomic, one key so
-// Cluster-safe): the stored JSON must be byte for byte the encoding of old, which it is for records
-// written by this store (the encoding is deterministic and Get decodes it losslessly). A record
-// written in another form counts as changed (fail closed).
+// Cluster-safe): the stored JSON must hold the same members and values as the encoding of old,
+// which it does for records written by this store (Get decodes them losslessly, up to the U+FFFD
+// that replaced bytes that were not UTF-8). A record written in another form (another time
+// format, an extra member) counts as changed (fail closed).
 func (s *redisKeyStore) Update(ctx context.Context, old, next StoredKey) error {
 	if next.ID != old.ID {
 		return fmt.Errorf("auth: Update: record %q cannot replace %q", next.ID, old.ID)

@@ -427,3 +427,87 @@ func TestRotateWindowZeroRevokeFails(t *testing.T) {
 		t.Fatalf("old key after a failed Rotate(0): %v", err)
 	}
 }
+
+// TestRotateMetadataNotValidUTF8: metadata that is not valid UTF-8 (a Latin-1 subject from a
+// legacy directory) is stored with its bytes replaced by U+FFFD, and Rotate with a window must
+// still find the record unchanged: the Redis store's comparison must not depend on how the JSON
+// spells that character (an escape when the original bytes were invalid, the raw character when
+// the record is encoded again after a Get).
+func TestRotateMetadataNotValidUTF8(t *testing.T) {
+	for _, sc := range conditionalStores() {
+		t.Run(sc.name, func(t *testing.T) {
+			ctx := context.Background()
+			store := sc.store(t)
+			keys, err := auth.NewAPIKeys(store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, id, err := keys.Create(ctx, auth.KeyInfo{Subject: "Jos\xe9", Tier: "\xff", Roles: []string{"r\xc3"}, Scopes: []string{"\u2028<&>\ufffd"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			newKey, newID, err := keys.Rotate(ctx, id, time.Hour)
+			if err != nil || newKey == "" {
+				t.Fatalf("Rotate: %q, %q, %v", newKey, newID, err)
+			}
+			old, err := store.Get(ctx, id)
+			if err != nil || old.Info.ExpiresAt.IsZero() {
+				t.Fatalf("old record after Rotate: %+v, %v; want it capped", old, err)
+			}
+			// Twice: the rewritten record compares equal too.
+			if _, _, err := keys.Rotate(ctx, id, time.Minute); err != nil {
+				t.Fatalf("second Rotate: %v", err)
+			}
+			// A real change is still one.
+			cur, err := store.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			changed := cur
+			changed.Info.Subject = "Jos\ufffd\ufffd"
+			if err := store.Update(ctx, changed, cur); !errors.Is(err, auth.ErrKeyChanged) {
+				t.Fatalf("Update from a different subject: %v, want ErrKeyChanged", err)
+			}
+		})
+	}
+}
+
+// TestConditionalKeyStoreUpdateRedisForms: the Redis compare is by value, not by spelling. The same
+// record in another JSON form (member order, spacing, escapes) is the same; a member more or less,
+// or a record that is not JSON, is a change.
+func TestConditionalKeyStoreUpdateRedisForms(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client()
+	s := auth.RedisKeyStore(rdb).(auth.ConditionalKeyStore)
+	rec := auth.StoredKey{ID: "00112233aabbccdd", Info: auth.KeyInfo{Subject: "é", Roles: []string{"a", "b"}}}
+	hash := strings.Repeat("00", 32)
+	for _, tc := range []struct {
+		stored string
+		want   error
+	}{
+		{`{"hash":"` + hash + `","info":{"sub":"é","roles":["a","b"]}}`, nil},
+		{` { "info" : { "roles" : [ "a", "b" ], "sub" : "\u00e9" }, "hash" : "` + hash + `" } `, nil},
+		{`{"hash":"` + hash + `","info":{"sub":"é","roles":["b","a"]}}`, auth.ErrKeyChanged},
+		{`{"hash":"` + hash + `","info":{"sub":"é","roles":["a"]}}`, auth.ErrKeyChanged},
+		{`{"hash":"` + hash + `","info":{"sub":"é","roles":["a","b"],"tier":"gold"}}`, auth.ErrKeyChanged},
+		{`{"hash":"` + hash + `","info":{"sub":"é"}}`, auth.ErrKeyChanged},
+		{`{"hash":"` + hash + `","info":{"sub":"é","roles":["a","b"]},"x":1}`, auth.ErrKeyChanged},
+		{`{"hash":"` + hash + `","info":{"sub":"é","roles":["a","b"]}`, auth.ErrKeyChanged},
+		{`not json`, auth.ErrKeyChanged},
+	} {
+		key := auth.RedisKeyPrefix + "{" + rec.ID + "}"
+		if err := rdb.Set(ctx, key, tc.stored, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		next := rec
+		next.Info.ExpiresAt = time.Now().Add(time.Hour)
+		err := s.Update(ctx, rec, next)
+		if !errors.Is(err, tc.want) {
+			t.Fatalf("stored %s: Update: %v, want %v", tc.stored, err, tc.want)
+		}
+		got, _ := rdb.Get(ctx, key).Result()
+		if (got == tc.stored) != (tc.want != nil) {
+			t.Fatalf("stored %s: after Update %v the record is %s", tc.stored, err, got)
+		}
+	}
+}

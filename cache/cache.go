@@ -137,7 +137,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		c.bypass(w, r, next)
 		return
 	}
-	pk := r.URL.EscapedPath() // the generation's key: every entry of the path depends on it
+	pk := genPath(r.URL.Path) // the generation's key: every entry of the path depends on it
 	ctx := r.Context()
 	e, gen, err := c.lookup(ctx, pk, key)
 	if err != nil {
@@ -482,7 +482,7 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, pk, key, flightKe
 	}()
 }
 
-// lookup reads the entry under key and the generation of the path pk (escaped, as every pk).
+// lookup reads the entry under key and the generation of the path pk (a genPath, as every pk).
 func (c *Cache) lookup(ctx context.Context, pk, key string) (*Entry, uint64, error) {
 	if !c.local {
 		var cancel context.CancelFunc

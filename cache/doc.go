@@ -63,7 +63,9 @@
 // The invalidation runs before the unsafe response's status is sent, bounded by StoreTimeout.
 // If it fails, the response is still the upstream's, the failure is counted and logged, and the
 // path's entries stay until they expire (fail open, like every store failure). Paths are matched
-// without the host: a Cache serving several hosts invalidates the path on all of them.
+// without the host: a Cache serving several hosts invalidates the path on all of them. They are
+// matched decoded and cleaned (path.Clean): a write to /a/b also invalidates the entries stored
+// for /a/%62, /a/./b or /a//b, and those for /a%2Fb and /a/b/ (an extra miss, never a stale hit).
 //
 // # Stampedes
 //

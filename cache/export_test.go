@@ -23,7 +23,7 @@ func (c *Cache) PrimaryKey(r *http.Request, id *gatewaykit.Identity) (string, bo
 }
 
 // PathHash exposes the store key of a path's generation (Redis, custom stores) to tests.
-func PathHash(escapedPath string) string { return pathHash(escapedPath) }
+func PathHash(path string) string { return pathHash(path) }
 
 // MaxRevalidations exposes the cap on concurrent background revalidations to tests.
 const MaxRevalidations = maxRevalidations

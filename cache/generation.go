@@ -7,8 +7,9 @@ import (
 )
 
 // Invalidation without an index: every request path has a generation, a random non-zero 64-bit
-// number kept in the store next to the entries (a "path marker", keyed by the escaped path
-// without the query: the path itself in memory, a hash of it in Redis and custom stores). An entry records the generation that was current when its fetch
+// number kept in the store next to the entries (a "path marker", keyed by the request's genPath:
+// its decoded, cleaned path without the query; the path itself in memory, a hash of it in Redis
+// and custom stores). An entry records the generation that was current when its fetch
 // started, and is served only while the path's generation is still that one. Invalidating a path
 // deletes its marker, which at once orphans every entry of that path (all queries, Vary variants
 // and identities); the first miss afterwards creates a new marker with a fresh random number.
@@ -40,8 +41,8 @@ const markerHold = 5 * time.Minute
 // path are fetched again at least this often.
 const plainMarkerTTL = 24 * time.Hour
 
-// genStore is the middleware's view of a store: entries plus per-path generations. path is an
-// escaped request path (r.URL.EscapedPath(), no query), key a 64-character entry key; each store
+// genStore is the middleware's view of a store: entries plus per-path generations. path is a
+// request's genPath (decoded and cleaned, no query), key a 64-character entry key; each store
 // derives the generation's own key from path.
 type genStore interface {
 	// lookup returns the entry under key (nil when absent) and the current generation of the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 )
@@ -52,14 +53,15 @@ func (c *Cache) InvalidateOnSuccess(next http.Handler) http.Handler {
 }
 
 // Invalidate invalidates every entry of the given paths (absolute, escaped as in a URL, such as
-// "/api/dashboard"; a query is ignored, every query of the path is invalidated), for every
+// "/api/dashboard"; a query is ignored, every query of the path is invalidated; so is every
+// spelling of it, see genPath), for every
 // identity and Vary variant, in this Cache's store: in every instance sharing a Redis store. It is
 // bounded by StoreTimeout (and ctx). An invalid path is reported before the store is touched.
 // Safe for concurrent use.
 func (c *Cache) Invalidate(ctx context.Context, paths ...string) error {
 	eps := make([]string, 0, len(paths))
 	for _, p := range paths {
-		ep, err := escapedPath(p)
+		ep, err := parseGenPath(p)
 		if err != nil {
 			return fmt.Errorf("cache: Invalidate: %w", err)
 		}
@@ -74,7 +76,7 @@ func (c *Cache) serveUnsafe(w http.ResponseWriter, r *http.Request, next http.Ha
 	iw.decide(http.StatusOK) // next wrote nothing: net/http answers 200
 }
 
-// drop invalidates the escaped paths (sorting the slice), counting and logging a failure.
+// drop invalidates the paths (genPath results; it sorts the slice), counting and logging a failure.
 func (c *Cache) drop(ctx context.Context, paths []string) error {
 	if len(paths) == 0 {
 		return nil
@@ -97,7 +99,7 @@ func (c *Cache) drop(ctx context.Context, paths []string) error {
 // invalidateFor invalidates what a successful unsafe request r changed; h is its response header.
 func (c *Cache) invalidateFor(r *http.Request, h http.Header) {
 	paths := make([]string, 1, 4)
-	paths[0] = r.URL.EscapedPath()
+	paths[0] = genPath(r.URL.Path)
 	for _, f := range [...]string{"Location", "Content-Location"} {
 		if v := h.Get(f); v != "" {
 			if p, ok := sameHostPath(r, v); ok {
@@ -107,7 +109,7 @@ func (c *Cache) invalidateFor(r *http.Request, h http.Header) {
 	}
 	if c.cfg.invalidates != nil {
 		for _, p := range c.cfg.invalidates(r) {
-			ep, err := escapedPath(p)
+			ep, err := parseGenPath(p)
 			if err != nil {
 				c.tel.logLimited(r.Context(), "cache: Invalidates returned an invalid path, skipped", slog.Any("error", err))
 				continue
@@ -119,7 +121,7 @@ func (c *Cache) invalidateFor(r *http.Request, h http.Header) {
 }
 
 // sameHostPath resolves a Location or Content-Location value against the request and returns its
-// escaped path when it names the request's host, or no host. RFC 9111 §4.4: another host's URIs
+// generation path (genPath) when it names the request's host, or no host. RFC 9111 §4.4: another host's URIs
 // are never invalidated, so a response cannot clear entries it does not own.
 func sameHostPath(r *http.Request, v string) (string, bool) {
 	u, err := r.URL.Parse(strings.TrimSpace(v))
@@ -132,15 +134,15 @@ func sameHostPath(r *http.Request, v string) (string, bool) {
 	if u.Host != "" && !strings.EqualFold(u.Hostname(), (&url.URL{Host: r.Host}).Hostname()) {
 		return "", false
 	}
-	p := u.EscapedPath()
-	if !strings.HasPrefix(p, "/") {
+	if !strings.HasPrefix(u.Path, "/") {
 		return "", false
 	}
-	return p, true
+	return genPath(u.Path), true
 }
 
-// escapedPath returns the escaped path of p, which must be an absolute path (a query is dropped).
-func escapedPath(p string) (string, error) {
+// parseGenPath returns the generation path (genPath) of p, an escaped absolute path (a query is
+// dropped).
+func parseGenPath(p string) (string, error) {
 	u, err := url.Parse(p)
 	if err != nil {
 		return "", fmt.Errorf("path %q: %w", p, err)
@@ -148,7 +150,22 @@ func escapedPath(p string) (string, error) {
 	if u.Scheme != "" || u.Host != "" || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
 		return "", fmt.Errorf("path %q is not an absolute path", p)
 	}
-	return u.EscapedPath(), nil
+	return genPath(u.Path), nil
+}
+
+// genPath is the path whose generation covers a request's entries, and that an invalidation
+// deletes: the decoded path (url.URL.Path, not the escaped form) without dot segments, repeated
+// slashes or a trailing slash (path.Clean). Every spelling of one path that an upstream serves
+// alike ("/a/b", "/a/%62", "/a/./b", "/x/../a/b", "/a//b") therefore shares one generation, so a
+// write through one spelling cannot leave another one's entries stale. Spellings that an upstream
+// may tell apart ("/a%2Fb" and "/a/b", "/a/" and "/a") share it too: an invalidation of one
+// costs the other a miss, never a stale hit. Entry keys still use the escaped path. A clean path
+// (the usual case) is returned as is, without allocating.
+func genPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	return path.Clean(p)
 }
 
 // invalidatingWriter passes a response through and, when its status is known (WriteHeader, the

@@ -704,3 +704,64 @@ func TestPathWithoutSlashCannotTouchEntries(t *testing.T) {
 	}
 	expectCache(t, "the entry whose key was used as a path", get(h, "/victim"), "HIT")
 }
+
+// Spellings of one path that the upstream serves alike (percent-encoded unreserved characters,
+// dot segments, repeated slashes) are separate entries, but one resource: a successful write to
+// any spelling, a Location naming any spelling, and Invalidate with any spelling invalidate all
+// of them (no stale hit through another spelling).
+func TestInvalidationCoversPathSpellings(t *testing.T) {
+	spellings := []string{"/orders/o1", "/orders/%6F1", "/%6frders/o1", "/orders/./o1", "/x/../orders/o1", "/orders//o1", "/orders/o1/"}
+	writes := []struct {
+		name  string
+		write func(c *cache.Cache, h http.Handler, s *site)
+	}{
+		{"POST to each spelling", nil},
+		{"Location", func(c *cache.Cache, h http.Handler, s *site) {
+			s.unsafeHeader = http.Header{"Location": {"/orders/%6f1"}}
+			do(h, http.MethodPost, "/orders/")
+		}},
+		{"Content-Location with dot segments", func(c *cache.Cache, h http.Handler, s *site) {
+			s.unsafeHeader = http.Header{"Content-Location": {"http://example.com/a/b/../../orders/o1"}}
+			do(h, http.MethodPost, "/orders/")
+		}},
+		{"Invalidate", func(c *cache.Cache, h http.Handler, s *site) {
+			s.version.Add(1)
+			if err := c.Invalidate(context.Background(), "/orders/%6F1"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	eachStore(t, func(t *testing.T, newStore func() cache.Store) {
+		for _, w := range writes {
+			t.Run(w.name, func(t *testing.T) {
+				targets := []string{""}
+				if w.write == nil {
+					targets = spellings
+				}
+				for _, target := range targets {
+					s := &site{}
+					c := newCache(t, cache.WithStore(newStore()))
+					h := c.Wrap(s)
+					for _, p := range spellings {
+						get(h, p)
+						expectCache(t, "before: "+p, get(h, p), "HIT")
+					}
+					if w.write == nil {
+						if r := do(h, http.MethodPost, target); r.status != http.StatusCreated {
+							t.Fatalf("POST %s: %+v", target, r)
+						}
+					} else {
+						w.write(c, h, s)
+					}
+					for _, p := range spellings {
+						r := get(h, p)
+						expectCache(t, fmt.Sprintf("after the write (%s), GET %s", target, p), r, "MISS")
+						if !strings.HasPrefix(r.body, "v=1 ") {
+							t.Fatalf("after the write (%s), GET %s: %q", target, p, r.body)
+						}
+					}
+				}
+			})
+		}
+	})
+}

@@ -89,12 +89,12 @@ func (c *Cache) secondaryKey(primary string, names []string, h http.Header) stri
 const pathHashLen = 32
 
 // pathHash is a store key for a path's generation that carries no user data: the first 16 bytes of
-// SHA-256 over "gp1" and the length-prefixed escaped path, hex encoded. Two paths sharing one (a
+// SHA-256 over "gp1" and the length-prefixed path (a genPath), hex encoded. Two paths sharing one (a
 // 2^-64 chance among 2^32 paths) would only invalidate each other. Redis and custom stores use it;
 // the memory store keys generations by the path itself, so a memory hit hashes nothing more.
-func pathHash(escapedPath string) string {
-	b := appendField(make([]byte, 0, 16+len(escapedPath)), "gp1")
-	b = appendField(b, escapedPath)
+func pathHash(path string) string {
+	b := appendField(make([]byte, 0, 16+len(path)), "gp1")
+	b = appendField(b, path)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:pathHashLen/2])
 }

@@ -22,9 +22,9 @@ const DefaultMemoryBytes = 64 << 20
 // concurrent use. Close stops otter's periodic clean-up goroutine.
 //
 // The middleware also keeps each cached path's generation (see Cache.Invalidate) here, as a
-// small item keyed by the escaped path (which starts with "/", so it never equals an entry's hex
-// key; see markerKey), read with the entry on every lookup; an item evicted under memory pressure makes that
-// path's entries misses, never stale hits.
+// small item keyed by the path (decoded and cleaned; it starts with "/", so it never equals an
+// entry's hex key; see markerKey), read with the entry on every lookup; an item evicted under
+// memory pressure makes that path's entries misses, never stale hits.
 type Memory struct {
 	c    *otter.Cache[string, memItem]
 	err  error

@@ -208,6 +208,9 @@ func (s *LeaseStore) take(ctx context.Context, now time.Time, reqs []Request, re
 	if n > MaxRules || len(res) < n {
 		return true, ErrTooManyRules
 	}
+	if n == 0 { // nothing to decide, and no shard lock to count under
+		return true, nil
+	}
 	var keys [MaxRules]uint64
 	var order [MaxRules]uint8
 	for i := range reqs {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 	"weak"
@@ -203,5 +204,37 @@ func TestLeaseMetricsDoNotPinTheStore(t *testing.T) {
 			t.Fatalf("store collected: %v; metrics still reported: %v", ws.Value() == nil, leaseMetrics(t, reader))
 		}
 		runtime.Gosched()
+	}
+}
+
+// TestLeaseTakeWithoutRequests: Take is public, and a call with no requests has no shard whose
+// lock it holds. It decides nothing and counts nothing, so concurrent calls and collections do not
+// race on a shard's decision counts (go test -race) and the metrics stay exact.
+func TestLeaseTakeWithoutRequests(t *testing.T) {
+	reader, mp := newLeaseReader(t)
+	ms, _ := ratelimit.NewMemoryStore()
+	ls, err := ratelimit.NewLeaseStore(ms, ratelimit.LeaseMeterProvider(mp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				if err := ls.Take(context.Background(), time.Now(), nil, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for range 20 {
+		leaseMetrics(t, reader)
+	}
+	wg.Wait()
+	for k, v := range leaseMetrics(t, reader) {
+		if v != 0 {
+			t.Errorf("%s = %d after Takes without requests, want 0", k, v)
+		}
 	}
 }
