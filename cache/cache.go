@@ -27,7 +27,8 @@ import (
 type Cache struct {
 	cfg     config
 	gs      genStore      // cfg.store with per-path generations
-	hold    time.Duration // TTL of a path generation created by a miss
+	eager   eagerGens     // gs when it creates generations before fetching (custom stores), or nil
+	hold    time.Duration // the longest a fetch may take and still be stored or shared (generation.go)
 	local   bool          // the store answers in-process: no timeout contexts
 	tel     *telemetry
 	group   singleflight.Group
@@ -79,8 +80,9 @@ func New(opts ...Option) (*Cache, error) {
 		cfg.store = MemoryStore(DefaultMemoryBytes)
 	}
 	_, local := cfg.store.(localStore)
-	c := &Cache{cfg: cfg, gs: gensOf(cfg.store), hold: max(markerHold, cfg.revalidateTimeout), local: local, tel: tel,
+	c := &Cache{cfg: cfg, gs: gensOf(cfg.store), hold: max(storeHold, cfg.revalidateTimeout), local: local, tel: tel,
 		revals: make(chan struct{}, maxRevalidations)}
+	c.eager, _ = c.gs.(eagerGens)
 	c.keyBufs.New = newKeyBuf
 	return c, nil
 }
@@ -172,7 +174,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 }
 
 // current returns e if it was stored under the path's current generation gen, else nil: the path
-// was invalidated since (or its marker was lost, which counts the same).
+// was invalidated since (or its marker was lost, which counts the same; no entry has generation 0).
 func current(e *Entry, gen uint64) *Entry {
 	if e == nil || gen == 0 || e.Generation != gen {
 		return nil
@@ -181,8 +183,8 @@ func current(e *Entry, gen uint64) *Entry {
 }
 
 // flightName is the singleflight (and revalidation) key of a fetch: the entry key and the
-// generation it is fetched under, so that a request arriving after an invalidation never joins a
-// fetch that started before it.
+// generation its lookup read (0: none), so that a request arriving after an invalidation never
+// joins a fetch that started before it.
 func flightName(flightKey string, gen uint64) string {
 	return flightKey + "#" + strconv.FormatUint(gen, 36)
 }
@@ -296,8 +298,9 @@ type result struct {
 // the others do not wait on that client), the others wait and replay its response if
 // it may be stored and matches their Vary values, or else fetch for themselves.
 //
-// gen is the path's generation as the lookup saw it; when the path has none, the miss creates it
-// before fetching (see generation.go), and the entry is stored under it.
+// gen is the path's generation as the lookup saw it (0: none). The miss writes nothing to the
+// store before it fetches (except for a custom store, see eagerGens); the entry is stored only if
+// the generation is still gen, creating it when gen is 0 (see generation.go).
 func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key, flightKey string, gen uint64, perUser bool) {
 	if r.Method == http.MethodHead {
 		c.tel.count(r.Context(), outMiss)
@@ -305,7 +308,8 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		next.ServeHTTP(w, r)
 		return
 	}
-	if gen == 0 {
+	start := time.Now() // real time, as the stores' TTLs: bounds how long the fetch may take (c.hold)
+	if gen == 0 && c.eager != nil {
 		var err error
 		if gen, err = c.ensure(r.Context(), pk); err != nil {
 			c.bypass(w, r, next)
@@ -313,7 +317,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		}
 	}
 	if conditional(r) {
-		c.ownFetch(w, r, next, pk, key, gen, perUser)
+		c.ownFetch(w, r, next, pk, key, gen, start, perUser)
 		return
 	}
 	leader := false
@@ -321,7 +325,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		leader = true
 		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
-		return c.fetch(w, r, next, pk, key, gen, perUser, true), nil
+		return c.fetch(w, r, next, pk, key, gen, start, perUser, true), nil
 	})
 	res := v.(*result)
 	if leader {
@@ -335,13 +339,13 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		c.hit(w, r, res.entry, c.cfg.now(), outHit)
 		return
 	}
-	c.ownFetch(w, r, next, pk, key, gen, perUser)
+	c.ownFetch(w, r, next, pk, key, gen, start, perUser)
 }
 
-func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, perUser bool) {
+func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser bool) {
 	c.tel.count(r.Context(), outMiss)
 	w.Header().Set("X-Cache", xcache[outMiss])
-	if res := c.fetch(w, r, next, pk, key, gen, perUser, false); res.panicked {
+	if res := c.fetch(w, r, next, pk, key, gen, start, perUser, false); res.panicked {
 		panic(res.panicVal)
 	}
 }
@@ -355,14 +359,15 @@ func sameVary(names []string, vals [][]string, h http.Header) bool {
 	return true
 }
 
-// fetch serves r from next through a recorder and stores the response if it may be stored, under
-// the path's generation gen (read or created before the fetch started: if the path is invalidated
-// meanwhile, the entry is not stored, or never served). It recovers a panic of next into the
-// result, for the caller to re-raise on its own goroutine.
+// fetch serves r from next through a recorder and stores the response if it may be stored, if the
+// path's generation is still gen (read at start; 0: none, and then the store creates one): if the
+// path is invalidated meanwhile, the entry is not stored, or never served. A response that took
+// longer than c.hold since start is neither stored nor shared (see generation.go). It recovers a
+// panic of next into the result, for the caller to re-raise on its own goroutine.
 //
 // With hold, the response is kept from w until the caller calls res.rec.release (see recorder), so
 // that requests waiting on this fetch do not wait for w's client.
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, perUser, hold bool) (res *result) {
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser, hold bool) (res *result) {
 	res = &result{}
 	outer := make([]string, 0, len(w.Header()))
 	for k := range w.Header() {
@@ -385,7 +390,7 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		return res
 	}
 	rec.finish()
-	if rec.skip {
+	if rec.skip || time.Since(start) > c.hold {
 		return res
 	}
 	for _, k := range outer { // fields set by outer middleware (request ID, rate-limit state) are not the response's
@@ -406,6 +411,9 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		return res
 	}
 	e.Generation = gen
+	if gen == 0 {
+		e.Generation = newGeneration() // the path's generation, if this store creates it
+	}
 	res.entry = e
 	for _, n := range e.Vary {
 		res.vary = append(res.vary, slices.Clone(r.Header[n]))
@@ -416,7 +424,8 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		return res
 	}
 	if c.set(ctx, pk, c.secondaryKey(key, e.Vary, r.Header), gen, e, ttl) {
-		c.set(ctx, pk, key, gen, &Entry{Vary: e.Vary, Born: e.Born, FreshUntil: e.FreshUntil, StaleUntil: e.StaleUntil, Generation: gen}, ttl)
+		// Under the generation the first write created or found (when it refused, so does this).
+		c.set(ctx, pk, key, e.Generation, &Entry{Vary: e.Vary, Born: e.Born, FreshUntil: e.FreshUntil, StaleUntil: e.StaleUntil, Generation: e.Generation}, ttl)
 	}
 	return res
 }
@@ -461,6 +470,7 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, pk, key, flightKe
 		v, _, _ := c.group.Do(flight, func() (any, error) {
 			// The request that started this may have read the entry just before another
 			// revalidation replaced it: then there is nothing to refresh.
+			start := time.Now()
 			e, g, err := c.lookup(ctx, pk, flightKey)
 			if err != nil {
 				return &result{}, nil
@@ -468,12 +478,12 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, pk, key, flightKe
 			if e = current(e, g); e != nil && !e.isMarker() && c.cfg.now().Before(e.FreshUntil) {
 				return &result{}, nil
 			}
-			if g == 0 { // invalidated since: fetch under a new generation
+			if g == 0 && c.eager != nil { // the marker was lost since
 				if g, err = c.ensure(ctx, pk); err != nil {
 					return &result{}, nil
 				}
 			}
-			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, pk, key, g, perUser, false), nil
+			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, pk, key, g, start, perUser, false), nil
 		})
 		if res := v.(*result); res.panicked {
 			c.cfg.logger.LogAttrs(ctx, slog.LevelError, "cache: background revalidation panicked",
@@ -500,15 +510,16 @@ func (c *Cache) lookup(ctx context.Context, pk, key string) (*Entry, uint64, err
 	return e, gen, nil
 }
 
-// ensure returns the generation of the path pk, creating it when the path has none. A failure
-// counts as a failed lookup (the request bypasses the cache).
+// ensure returns the generation of the path pk, creating it when the path has none, for stores
+// that cannot create it with the first entry (c.eager). A failure counts as a failed lookup (the
+// request bypasses the cache).
 func (c *Cache) ensure(ctx context.Context, pk string) (uint64, error) {
 	if !c.local {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.storeTimeout)
 		defer cancel()
 	}
-	gen, err := c.gs.ensure(ctx, pk, newGeneration(), c.hold)
+	gen, err := c.eager.ensure(ctx, pk, newGeneration())
 	if err != nil {
 		c.tel.storeFailed(ctx, opGet, err)
 		return 0, err
@@ -516,8 +527,8 @@ func (c *Cache) ensure(ctx context.Context, pk string) (uint64, error) {
 	return gen, nil
 }
 
-// set stores e under key if the path pk still has generation gen. It reports false on a store
-// failure only.
+// set stores e under key if the path pk still has generation gen (0: still none, and then e's
+// generation becomes the path's). It reports false on a store failure only.
 func (c *Cache) set(ctx context.Context, pk, key string, gen uint64, e *Entry, ttl time.Duration) bool {
 	if !c.local {
 		var cancel context.CancelFunc

@@ -52,13 +52,17 @@
 // /api/dashboard). Wrap does this for the unsafe requests it sees; InvalidateOnSuccess adds it to
 // routes that are not cached; Cache.Invalidate invalidates paths from code.
 //
-// There is no index of a path's entries. Each path has a generation, a random 64-bit number kept
-// in the store; entries record the generation they were fetched under and are served only while
-// it is current, and invalidating deletes it. A hit reads the entry and the generation together
-// (one MGET in Redis). A GET whose fetch started before an invalidation never stores its response
-// over it, and a GET sent after it never shares that fetch. No clocks are compared, so clock skew
-// between instances does not matter; a generation lost to eviction or expiry means misses, never
-// stale hits.
+// There is no index of a path's entries. A path with entries has a generation, a random 64-bit
+// number kept in the store; entries record it and are served only while it is current, and
+// invalidating replaces it with a fresh one. A hit reads the entry and the generation together
+// (one MGET in Redis). A miss writes nothing before it fetches: the path's first stored entry
+// creates the generation, in the same atomic step, so a scan of paths whose responses are never
+// stored writes nothing to the store. A GET whose fetch started before an invalidation never
+// stores its response over it, and a GET sent after it never shares that fetch (a fetch that takes
+// more than 5 minutes, or RevalidateTimeout if longer, is neither stored nor shared). No clocks
+// are compared, so clock skew between instances does not matter; a generation lost to eviction or
+// expiry means misses, never stale hits. (A custom Store, without compare-and-set, creates the
+// generation on the path's first miss instead.)
 //
 // The invalidation runs before the unsafe response's status is sent, bounded by StoreTimeout.
 // If it fails, the response is still the upstream's, the failure is counted and logged, and the
@@ -92,8 +96,8 @@
 //   - gatewaykit.cache.requests (counter, {request}): requests by attribute outcome = hit, miss,
 //     stale or bypass. Requests served from a coalesced fetch count as hit.
 //   - gatewaykit.cache.store.errors (counter, {error}): failed, timed-out or corrupt store calls by
-//     attribute op = get (lookups, and creating a path's generation on its first miss), set or
-//     invalidate.
+//     attribute op = get (lookups, and, in a custom Store, creating a path's generation on its
+//     first miss), set or invalidate.
 //   - gatewaykit.cache.invalidations (counter, {path}): paths invalidated.
 //
 // The outcome is also set as attribute gatewaykit.cache.outcome on the request's current span (the
