@@ -752,6 +752,7 @@ func TestNewValidation(t *testing.T) {
 		{"tiny memory store", cache.WithStore(cache.MemoryStore(10))},
 		{"nil redis client", cache.WithStore(cache.RedisStore(nil))},
 		{"empty redis prefix", cache.WithStore(cache.RedisStore(redisClientForValidation(t), cache.KeyPrefix("")))},
+		{"redis prefix with a brace", cache.WithStore(cache.RedisStore(redisClientForValidation(t), cache.KeyPrefix("app{1}:")))},
 		{"zero StoreTimeout", cache.StoreTimeout(0)},
 		{"nil clock", cache.WithClock(nil)},
 		{"nil logger", cache.WithLogger(nil)},

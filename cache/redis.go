@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -36,11 +37,19 @@ type Redis struct {
 type RedisOption func(*Redis) error
 
 // KeyPrefix sets the Redis key prefix. Default DefaultRedisPrefix. Use one prefix per cached
-// API whose keys must not mix; instances sharing a prefix share entries.
+// API whose keys must not mix; instances sharing a prefix share entries. The prefix must not be
+// empty and must not contain "{" or "}": the store follows it with a {hash tag} of the path, so
+// that Redis Cluster keeps a path's generation and entries in one slot, and a brace in the prefix
+// would change which part Redis hashes (a prefix with its own "{...}" puts every path on one
+// shard; a lone "{" or "}" splits a path's keys across slots, and every lookup fails with
+// CROSSSLOT). Such a prefix is a configuration error that WithStore reports.
 func KeyPrefix(p string) RedisOption {
 	return func(s *Redis) error {
 		if p == "" {
 			return errors.New("cache: redis store: KeyPrefix must not be empty")
+		}
+		if strings.ContainsAny(p, "{}") {
+			return fmt.Errorf("cache: redis store: KeyPrefix %q contains a brace: the store appends a {hash tag} of the path so that a path's keys share a Redis Cluster slot, and a '{' or '}' in the prefix would change the tag (every path on one shard, or CROSSSLOT errors)", p)
 		}
 		s.prefix = p
 		return nil
