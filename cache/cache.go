@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -89,7 +90,8 @@ func New(opts ...Option) (*Cache, error) {
 
 // Wrap returns next behind the cache. Only GET and HEAD requests are looked up; a HEAD is
 // answered from the GET entry and, on a miss, forwarded as is and not stored. Every response gets
-// X-Cache: HIT, MISS, STALE or BYPASS; hits also get Age. Requests with an unsafe method (any
+// X-Cache: HIT, MISS, STALE, REVALIDATED (a stored entry confirmed by the upstream's 304, see
+// RevalidateWindow) or BYPASS; hits also get Age. Requests with an unsafe method (any
 // but GET, HEAD, OPTIONS and TRACE) bypass the cache and, when next answers 2xx or 3xx,
 // invalidate their path, as InvalidateOnSuccess does.
 func (c *Cache) Wrap(next http.Handler) http.Handler {
@@ -170,7 +172,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			return
 		}
 	}
-	c.miss(w, r, next, pk, key, flightKey, gen, perUser)
+	c.miss(w, r, next, pk, key, flightKey, gen, perUser, revalidatable(e))
 }
 
 // current returns e if it was stored under the path's current generation gen, else nil: the path
@@ -287,6 +289,7 @@ func (c *Cache) hit(w http.ResponseWriter, r *http.Request, e *Entry, now time.T
 // result is what a fetch leaves for the requests that waited on it.
 type result struct {
 	entry    *Entry     // nil when the response may not be shared
+	served   *Entry     // after a 304 to the cache's validators: the refreshed entry, for the leader
 	vary     [][]string // the fetching request's values of entry.Vary, to match waiters
 	panicked bool
 	panicVal any
@@ -301,7 +304,12 @@ type result struct {
 // gen is the path's generation as the lookup saw it (0: none). The miss writes nothing to the
 // store before it fetches (except for a custom store, see eagerGens); the entry is stored only if
 // the generation is still gen, creating it when gen is 0 (see generation.go).
-func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key, flightKey string, gen uint64, perUser bool) {
+//
+// old is the stored entry when it is past serving but can be revalidated (see revalidatable): the
+// fetch then asks upstream with old's validators, unless the client sent conditional headers of
+// its own (they go upstream as they are, and the upstream answers the client). A 304 refreshes
+// old and the client gets it (X-Cache: REVALIDATED; requests waiting on the fetch get it as HIT).
+func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key, flightKey string, gen uint64, perUser bool, old *Entry) {
 	if r.Method == http.MethodHead {
 		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
@@ -323,14 +331,21 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 	leader := false
 	v, _, _ := c.group.Do(flightName(flightKey, gen), func() (any, error) {
 		leader = true
-		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
-		return c.fetch(w, r, next, pk, key, gen, start, perUser, true), nil
+		res := c.fetch(w, r, next, pk, key, gen, start, perUser, true, old)
+		if res.served == nil {
+			c.tel.count(r.Context(), outMiss)
+		}
+		return res, nil
 	})
 	res := v.(*result)
 	if leader {
 		if res.panicked {
 			panic(res.panicVal)
+		}
+		if res.served != nil {
+			c.hit(w, r, res.served, c.cfg.now(), outRevalidated)
+			return
 		}
 		res.rec.release() // the waiters have the response; now the leader's client gets it
 		return
@@ -345,7 +360,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser bool) {
 	c.tel.count(r.Context(), outMiss)
 	w.Header().Set("X-Cache", xcache[outMiss])
-	if res := c.fetch(w, r, next, pk, key, gen, start, perUser, false); res.panicked {
+	if res := c.fetch(w, r, next, pk, key, gen, start, perUser, false, nil); res.panicked {
 		panic(res.panicVal)
 	}
 }
@@ -367,7 +382,12 @@ func sameVary(names []string, vals [][]string, h http.Header) bool {
 //
 // With hold, the response is kept from w until the caller calls res.rec.release (see recorder), so
 // that requests waiting on this fetch do not wait for w's client.
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser, hold bool) (res *result) {
+//
+// With old (a stored entry past serving, see revalidatable), next gets a copy of r with old's
+// validators. A 304 then is not written to w: the refreshed entry is res.served, for the caller to
+// answer with (w's header is as it was before the fetch, plus the 304's Set-Cookie), and it is
+// stored (and shared as res.entry) if it may be.
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser, hold bool, old *Entry) (res *result) {
 	res = &result{}
 	outer := make([]string, 0, len(w.Header()))
 	for k := range w.Header() {
@@ -376,20 +396,50 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		}
 	}
 	outerVary := slices.Clone(w.Header()["Vary"])
-	rec := &recorder{w: w, c: c, max: c.cfg.maxEntry, hold: hold}
+	rec := &recorder{w: w, c: c, max: c.cfg.maxEntry, hold: hold, revalidating: old != nil}
 	res.rec = rec
+	upstream := r
+	var before http.Header
+	if old != nil {
+		before = maps.Clone(w.Header())
+		upstream = withValidators(r, old)
+	}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
 				res.panicked, res.panicVal = true, p
 			}
 		}()
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(rec, upstream)
 	}()
 	if res.panicked || rec.failed || r.Context().Err() != nil {
 		return res
 	}
 	rec.finish()
+	now := c.cfg.now()
+	var e *Entry
+	var ttl time.Duration
+	if rec.notModified {
+		h := rec.header
+		for _, k := range outer { // the 304's own fields only
+			delete(h, k)
+		}
+		wh := w.Header() // as it was: the 304's fields are the stored response's now
+		clear(wh)
+		maps.Copy(wh, before)
+		if !sameValidator(old.Header, h) {
+			// Not a 304 for the stored response (RFC 9111 §4.3.4): ask again, unconditionally.
+			return c.fetch(w, r, next, pk, key, gen, start, perUser, hold, nil)
+		}
+		if sc, ok := h["Set-Cookie"]; ok {
+			wh["Set-Cookie"] = sc // for this client only, as on a miss; never stored
+		}
+		e, ttl, res.served = c.refreshed(old, h, now, perUser)
+		if e == nil || time.Since(start) > c.hold {
+			return res
+		}
+		return c.store(res, r, pk, key, gen, e, ttl)
+	}
 	if rec.skip || time.Since(start) > c.hold {
 		return res
 	}
@@ -405,11 +455,14 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		}
 		delete(rec.header, k)
 	}
-	now := c.cfg.now()
-	e, ttl := c.newEntry(rec.status, rec.header, rec.buf, now, perUser)
-	if e == nil {
+	if e, ttl = c.newEntry(rec.status, rec.header, rec.buf, now, perUser); e == nil {
 		return res
 	}
+	return c.store(res, r, pk, key, gen, e, ttl)
+}
+
+// store stores e, the response to r fetched under the generation gen, and shares it through res.
+func (c *Cache) store(res *result, r *http.Request, pk, key string, gen uint64, e *Entry, ttl time.Duration) *result {
 	e.Generation = gen
 	if gen == 0 {
 		e.Generation = newGeneration() // the path's generation, if this store creates it
@@ -483,7 +536,7 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, pk, key, flightKe
 					return &result{}, nil
 				}
 			}
-			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, pk, key, g, start, perUser, false), nil
+			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, pk, key, g, start, perUser, false, revalidatable(e)), nil
 		})
 		if res := v.(*result); res.panicked {
 			c.cfg.logger.LogAttrs(ctx, slog.LevelError, "cache: background revalidation panicked",

@@ -741,6 +741,7 @@ func TestNewValidation(t *testing.T) {
 		{"negative MaxTTL", cache.MaxTTL(-time.Second)},
 		{"zero SWR", cache.StaleWhileRevalidate(0)},
 		{"zero RevalidateTimeout", cache.RevalidateTimeout(0)},
+		{"negative RevalidateWindow", cache.RevalidateWindow(-time.Second)},
 		{"empty Query", cache.Query()},
 		{"empty Query name", cache.Query("")},
 		{"bad header", cache.KeyHeaders("Bad Header")},

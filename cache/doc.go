@@ -37,10 +37,27 @@
 // is stored under a secondary key that adds the request's values of those headers.
 //
 // Hits carry the stored header, Age (seconds since the upstream generated the response, counting
-// its own Age) and X-Cache: HIT; other responses carry X-Cache: MISS, STALE or BYPASS. A 200 entry
-// answers If-None-Match, If-Modified-Since and Range requests itself (http.ServeContent); such
-// requests that miss go upstream unchanged, alone. With StaleWhileRevalidate an expired entry is
-// served (STALE) while one background request refreshes it.
+// its own Age) and X-Cache: HIT; other responses carry X-Cache: MISS, STALE, REVALIDATED or
+// BYPASS. A 200 entry answers If-None-Match, If-Modified-Since and Range requests itself
+// (http.ServeContent); such requests that miss go upstream unchanged, alone. With
+// StaleWhileRevalidate an expired entry is served (STALE) while one background request refreshes
+// it.
+//
+// # Conditional revalidation
+//
+// A 200 response with a validator (ETag or Last-Modified) is kept past the time it may be served
+// (its freshness and any stale-while-revalidate window) for RevalidateWindow, by default its
+// freshness lifetime again. A request for it in that time asks upstream whether it changed (RFC
+// 9111 §4.3): the request next receives carries If-None-Match with the stored ETag (weak ones
+// included) and If-Modified-Since with the stored Last-Modified. A 304 Not Modified refreshes the
+// stored entry (the 304's header fields replace the stored ones, except Content-Length,
+// Content-Encoding and Content-Range; the freshness is computed again from them) and the client
+// gets the stored body as a 200 with X-Cache: REVALIDATED and an Age from the 304; a 304 for
+// another validator is ignored and the request sent again without validators; any other response
+// replaces the entry as on a miss. Concurrent requests for the entry share one revalidation (they
+// get X-Cache: HIT). A request with conditional headers of its own (If-None-Match,
+// If-Modified-Since, If-Match, If-Unmodified-Since, Range) goes upstream as it is and gets the
+// upstream's answer. The background refresh of StaleWhileRevalidate sends the validators too.
 //
 // # Invalidation
 //
@@ -94,7 +111,8 @@
 // Meter "github.com/gatewaykit/gatewaykit/cache":
 //
 //   - gatewaykit.cache.requests (counter, {request}): requests by attribute outcome = hit, miss,
-//     stale or bypass. Requests served from a coalesced fetch count as hit.
+//     stale, revalidated (a stored entry confirmed by a 304) or bypass. Requests served from a
+//     coalesced fetch count as hit.
 //   - gatewaykit.cache.store.errors (counter, {error}): failed, timed-out or corrupt store calls by
 //     attribute op = get (lookups, and, in a custom Store, creating a path's generation on its
 //     first miss), set or invalidate.
