@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatewaykit/gatewaykit/cache"
 	"github.com/gatewaykit/gatewaykit/internal/redistest"
@@ -107,5 +108,36 @@ func BenchmarkInvalidateMemory(b *testing.B) {
 	for b.Loop() {
 		clear(w.h)
 		h.ServeHTTP(w, req)
+	}
+}
+
+// BenchmarkRevalidateMemory is a request for an entry past its freshness that the upstream
+// confirms with a 304 (the 1 KiB body is not sent again): the conditional request, the refresh of
+// the stored entry and the answer from it.
+func BenchmarkRevalidateMemory(b *testing.B) {
+	clk := newClock()
+	c := newCache(b, cache.WithStore(cache.MemoryStore(16<<20)), cache.WithClock(clk.Now), cache.RevalidateWindow(time.Hour))
+	h := c.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Cache-Control"] = []string{"max-age=1"}
+		h["Etag"] = []string{`"v1"`}
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h["Content-Type"] = []string{"application/json"}
+		_, _ = w.Write(body1KiB)
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/api/items?page=2&sort=name", nil)
+	w := &discardRW{h: make(http.Header, 8)}
+	h.ServeHTTP(w, req)
+	b.ReportAllocs()
+	for b.Loop() {
+		clk.Advance(2 * time.Second)
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+	if got := w.h.Get("X-Cache"); got != "REVALIDATED" {
+		b.Fatalf("X-Cache = %q", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -27,7 +28,8 @@ import (
 type Cache struct {
 	cfg     config
 	gs      genStore      // cfg.store with per-path generations
-	hold    time.Duration // TTL of a path generation created by a miss
+	eager   eagerGens     // gs when it creates generations before fetching (custom stores), or nil
+	hold    time.Duration // the longest a fetch may take and still be stored or shared (generation.go)
 	local   bool          // the store answers in-process: no timeout contexts
 	tel     *telemetry
 	group   singleflight.Group
@@ -79,15 +81,17 @@ func New(opts ...Option) (*Cache, error) {
 		cfg.store = MemoryStore(DefaultMemoryBytes)
 	}
 	_, local := cfg.store.(localStore)
-	c := &Cache{cfg: cfg, gs: gensOf(cfg.store), hold: max(markerHold, cfg.revalidateTimeout), local: local, tel: tel,
+	c := &Cache{cfg: cfg, gs: gensOf(cfg.store), hold: max(storeHold, cfg.revalidateTimeout), local: local, tel: tel,
 		revals: make(chan struct{}, maxRevalidations)}
+	c.eager, _ = c.gs.(eagerGens)
 	c.keyBufs.New = newKeyBuf
 	return c, nil
 }
 
 // Wrap returns next behind the cache. Only GET and HEAD requests are looked up; a HEAD is
 // answered from the GET entry and, on a miss, forwarded as is and not stored. Every response gets
-// X-Cache: HIT, MISS, STALE or BYPASS; hits also get Age. Requests with an unsafe method (any
+// X-Cache: HIT, MISS, STALE, REVALIDATED (a stored entry confirmed by the upstream's 304, see
+// RevalidateWindow) or BYPASS; hits also get Age. Requests with an unsafe method (any
 // but GET, HEAD, OPTIONS and TRACE) bypass the cache and, when next answers 2xx or 3xx,
 // invalidate their path, as InvalidateOnSuccess does.
 func (c *Cache) Wrap(next http.Handler) http.Handler {
@@ -168,11 +172,11 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			return
 		}
 	}
-	c.miss(w, r, next, pk, key, flightKey, gen, perUser)
+	c.miss(w, r, next, pk, key, flightKey, gen, perUser, revalidatable(e))
 }
 
 // current returns e if it was stored under the path's current generation gen, else nil: the path
-// was invalidated since (or its marker was lost, which counts the same).
+// was invalidated since (or its marker was lost, which counts the same; no entry has generation 0).
 func current(e *Entry, gen uint64) *Entry {
 	if e == nil || gen == 0 || e.Generation != gen {
 		return nil
@@ -181,8 +185,8 @@ func current(e *Entry, gen uint64) *Entry {
 }
 
 // flightName is the singleflight (and revalidation) key of a fetch: the entry key and the
-// generation it is fetched under, so that a request arriving after an invalidation never joins a
-// fetch that started before it.
+// generation its lookup read (0: none), so that a request arriving after an invalidation never
+// joins a fetch that started before it.
 func flightName(flightKey string, gen uint64) string {
 	return flightKey + "#" + strconv.FormatUint(gen, 36)
 }
@@ -285,6 +289,7 @@ func (c *Cache) hit(w http.ResponseWriter, r *http.Request, e *Entry, now time.T
 // result is what a fetch leaves for the requests that waited on it.
 type result struct {
 	entry    *Entry     // nil when the response may not be shared
+	served   *Entry     // after a 304 to the cache's validators: the refreshed entry, for the leader
 	vary     [][]string // the fetching request's values of entry.Vary, to match waiters
 	panicked bool
 	panicVal any
@@ -296,16 +301,23 @@ type result struct {
 // the others do not wait on that client), the others wait and replay its response if
 // it may be stored and matches their Vary values, or else fetch for themselves.
 //
-// gen is the path's generation as the lookup saw it; when the path has none, the miss creates it
-// before fetching (see generation.go), and the entry is stored under it.
-func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key, flightKey string, gen uint64, perUser bool) {
+// gen is the path's generation as the lookup saw it (0: none). The miss writes nothing to the
+// store before it fetches (except for a custom store, see eagerGens); the entry is stored only if
+// the generation is still gen, creating it when gen is 0 (see generation.go).
+//
+// old is the stored entry when it is past serving but can be revalidated (see revalidatable): the
+// fetch then asks upstream with old's validators, unless the client sent conditional headers of
+// its own (they go upstream as they are, and the upstream answers the client). A 304 refreshes
+// old and the client gets it (X-Cache: REVALIDATED; requests waiting on the fetch get it as HIT).
+func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key, flightKey string, gen uint64, perUser bool, old *Entry) {
 	if r.Method == http.MethodHead {
 		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
 		next.ServeHTTP(w, r)
 		return
 	}
-	if gen == 0 {
+	start := time.Now() // real time, as the stores' TTLs: bounds how long the fetch may take (c.hold)
+	if gen == 0 && c.eager != nil {
 		var err error
 		if gen, err = c.ensure(r.Context(), pk); err != nil {
 			c.bypass(w, r, next)
@@ -313,20 +325,27 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		}
 	}
 	if conditional(r) {
-		c.ownFetch(w, r, next, pk, key, gen, perUser)
+		c.ownFetch(w, r, next, pk, key, gen, start, perUser)
 		return
 	}
 	leader := false
 	v, _, _ := c.group.Do(flightName(flightKey, gen), func() (any, error) {
 		leader = true
-		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
-		return c.fetch(w, r, next, pk, key, gen, perUser, true), nil
+		res := c.fetch(w, r, next, pk, key, gen, start, perUser, true, old)
+		if res.served == nil {
+			c.tel.count(r.Context(), outMiss)
+		}
+		return res, nil
 	})
 	res := v.(*result)
 	if leader {
 		if res.panicked {
 			panic(res.panicVal)
+		}
+		if res.served != nil {
+			c.hit(w, r, res.served, c.cfg.now(), outRevalidated)
+			return
 		}
 		res.rec.release() // the waiters have the response; now the leader's client gets it
 		return
@@ -335,13 +354,13 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		c.hit(w, r, res.entry, c.cfg.now(), outHit)
 		return
 	}
-	c.ownFetch(w, r, next, pk, key, gen, perUser)
+	c.ownFetch(w, r, next, pk, key, gen, start, perUser)
 }
 
-func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, perUser bool) {
+func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser bool) {
 	c.tel.count(r.Context(), outMiss)
 	w.Header().Set("X-Cache", xcache[outMiss])
-	if res := c.fetch(w, r, next, pk, key, gen, perUser, false); res.panicked {
+	if res := c.fetch(w, r, next, pk, key, gen, start, perUser, false, nil); res.panicked {
 		panic(res.panicVal)
 	}
 }
@@ -355,14 +374,20 @@ func sameVary(names []string, vals [][]string, h http.Header) bool {
 	return true
 }
 
-// fetch serves r from next through a recorder and stores the response if it may be stored, under
-// the path's generation gen (read or created before the fetch started: if the path is invalidated
-// meanwhile, the entry is not stored, or never served). It recovers a panic of next into the
-// result, for the caller to re-raise on its own goroutine.
+// fetch serves r from next through a recorder and stores the response if it may be stored, if the
+// path's generation is still gen (read at start; 0: none, and then the store creates one): if the
+// path is invalidated meanwhile, the entry is not stored, or never served. A response that took
+// longer than c.hold since start is neither stored nor shared (see generation.go). It recovers a
+// panic of next into the result, for the caller to re-raise on its own goroutine.
 //
 // With hold, the response is kept from w until the caller calls res.rec.release (see recorder), so
 // that requests waiting on this fetch do not wait for w's client.
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, perUser, hold bool) (res *result) {
+//
+// With old (a stored entry past serving, see revalidatable), next gets a copy of r with old's
+// validators. A 304 then is not written to w: the refreshed entry is res.served, for the caller to
+// answer with (w's header is as it was before the fetch, plus the 304's Set-Cookie), and it is
+// stored (and shared as res.entry) if it may be.
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser, hold bool, old *Entry) (res *result) {
 	res = &result{}
 	outer := make([]string, 0, len(w.Header()))
 	for k := range w.Header() {
@@ -371,21 +396,51 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		}
 	}
 	outerVary := slices.Clone(w.Header()["Vary"])
-	rec := &recorder{w: w, c: c, max: c.cfg.maxEntry, hold: hold}
+	rec := &recorder{w: w, c: c, max: c.cfg.maxEntry, hold: hold, revalidating: old != nil}
 	res.rec = rec
+	upstream := r
+	var before http.Header
+	if old != nil {
+		before = maps.Clone(w.Header())
+		upstream = withValidators(r, old)
+	}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
 				res.panicked, res.panicVal = true, p
 			}
 		}()
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(rec, upstream)
 	}()
 	if res.panicked || rec.failed || r.Context().Err() != nil {
 		return res
 	}
 	rec.finish()
-	if rec.skip {
+	now := c.cfg.now()
+	var e *Entry
+	var ttl time.Duration
+	if rec.notModified {
+		h := rec.header
+		for _, k := range outer { // the 304's own fields only
+			delete(h, k)
+		}
+		wh := w.Header() // as it was: the 304's fields are the stored response's now
+		clear(wh)
+		maps.Copy(wh, before)
+		if !sameValidator(old.Header, h) {
+			// Not a 304 for the stored response (RFC 9111 §4.3.4): ask again, unconditionally.
+			return c.fetch(w, r, next, pk, key, gen, start, perUser, hold, nil)
+		}
+		if sc, ok := h["Set-Cookie"]; ok {
+			wh["Set-Cookie"] = sc // for this client only, as on a miss; never stored
+		}
+		e, ttl, res.served = c.refreshed(old, h, now, perUser)
+		if e == nil || time.Since(start) > c.hold {
+			return res
+		}
+		return c.store(res, r, pk, key, gen, e, ttl)
+	}
+	if rec.skip || time.Since(start) > c.hold {
 		return res
 	}
 	for _, k := range outer { // fields set by outer middleware (request ID, rate-limit state) are not the response's
@@ -400,12 +455,18 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		}
 		delete(rec.header, k)
 	}
-	now := c.cfg.now()
-	e, ttl := c.newEntry(rec.status, rec.header, rec.buf, now, perUser)
-	if e == nil {
+	if e, ttl = c.newEntry(rec.status, rec.header, rec.buf, now, perUser); e == nil {
 		return res
 	}
+	return c.store(res, r, pk, key, gen, e, ttl)
+}
+
+// store stores e, the response to r fetched under the generation gen, and shares it through res.
+func (c *Cache) store(res *result, r *http.Request, pk, key string, gen uint64, e *Entry, ttl time.Duration) *result {
 	e.Generation = gen
+	if gen == 0 {
+		e.Generation = newGeneration() // the path's generation, if this store creates it
+	}
 	res.entry = e
 	for _, n := range e.Vary {
 		res.vary = append(res.vary, slices.Clone(r.Header[n]))
@@ -416,7 +477,8 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		return res
 	}
 	if c.set(ctx, pk, c.secondaryKey(key, e.Vary, r.Header), gen, e, ttl) {
-		c.set(ctx, pk, key, gen, &Entry{Vary: e.Vary, Born: e.Born, FreshUntil: e.FreshUntil, StaleUntil: e.StaleUntil, Generation: gen}, ttl)
+		// Under the generation the first write created or found (when it refused, so does this).
+		c.set(ctx, pk, key, e.Generation, &Entry{Vary: e.Vary, Born: e.Born, FreshUntil: e.FreshUntil, StaleUntil: e.StaleUntil, Generation: e.Generation}, ttl)
 	}
 	return res
 }
@@ -461,6 +523,7 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, pk, key, flightKe
 		v, _, _ := c.group.Do(flight, func() (any, error) {
 			// The request that started this may have read the entry just before another
 			// revalidation replaced it: then there is nothing to refresh.
+			start := time.Now()
 			e, g, err := c.lookup(ctx, pk, flightKey)
 			if err != nil {
 				return &result{}, nil
@@ -468,12 +531,12 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, pk, key, flightKe
 			if e = current(e, g); e != nil && !e.isMarker() && c.cfg.now().Before(e.FreshUntil) {
 				return &result{}, nil
 			}
-			if g == 0 { // invalidated since: fetch under a new generation
+			if g == 0 && c.eager != nil { // the marker was lost since
 				if g, err = c.ensure(ctx, pk); err != nil {
 					return &result{}, nil
 				}
 			}
-			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, pk, key, g, perUser, false), nil
+			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, pk, key, g, start, perUser, false, revalidatable(e)), nil
 		})
 		if res := v.(*result); res.panicked {
 			c.cfg.logger.LogAttrs(ctx, slog.LevelError, "cache: background revalidation panicked",
@@ -500,15 +563,16 @@ func (c *Cache) lookup(ctx context.Context, pk, key string) (*Entry, uint64, err
 	return e, gen, nil
 }
 
-// ensure returns the generation of the path pk, creating it when the path has none. A failure
-// counts as a failed lookup (the request bypasses the cache).
+// ensure returns the generation of the path pk, creating it when the path has none, for stores
+// that cannot create it with the first entry (c.eager). A failure counts as a failed lookup (the
+// request bypasses the cache).
 func (c *Cache) ensure(ctx context.Context, pk string) (uint64, error) {
 	if !c.local {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.storeTimeout)
 		defer cancel()
 	}
-	gen, err := c.gs.ensure(ctx, pk, newGeneration(), c.hold)
+	gen, err := c.eager.ensure(ctx, pk, newGeneration())
 	if err != nil {
 		c.tel.storeFailed(ctx, opGet, err)
 		return 0, err
@@ -516,8 +580,8 @@ func (c *Cache) ensure(ctx context.Context, pk string) (uint64, error) {
 	return gen, nil
 }
 
-// set stores e under key if the path pk still has generation gen. It reports false on a store
-// failure only.
+// set stores e under key if the path pk still has generation gen (0: still none, and then e's
+// generation becomes the path's). It reports false on a store failure only.
 func (c *Cache) set(ctx context.Context, pk, key string, gen uint64, e *Entry, ttl time.Duration) bool {
 	if !c.local {
 		var cancel context.CancelFunc

@@ -37,10 +37,27 @@
 // is stored under a secondary key that adds the request's values of those headers.
 //
 // Hits carry the stored header, Age (seconds since the upstream generated the response, counting
-// its own Age) and X-Cache: HIT; other responses carry X-Cache: MISS, STALE or BYPASS. A 200 entry
-// answers If-None-Match, If-Modified-Since and Range requests itself (http.ServeContent); such
-// requests that miss go upstream unchanged, alone. With StaleWhileRevalidate an expired entry is
-// served (STALE) while one background request refreshes it.
+// its own Age) and X-Cache: HIT; other responses carry X-Cache: MISS, STALE, REVALIDATED or
+// BYPASS. A 200 entry answers If-None-Match, If-Modified-Since and Range requests itself
+// (http.ServeContent); such requests that miss go upstream unchanged, alone. With
+// StaleWhileRevalidate an expired entry is served (STALE) while one background request refreshes
+// it.
+//
+// # Conditional revalidation
+//
+// A 200 response with a validator (ETag or Last-Modified) is kept past the time it may be served
+// (its freshness and any stale-while-revalidate window) for RevalidateWindow, by default its
+// freshness lifetime again. A request for it in that time asks upstream whether it changed (RFC
+// 9111 §4.3): the request next receives carries If-None-Match with the stored ETag (weak ones
+// included) and If-Modified-Since with the stored Last-Modified. A 304 Not Modified refreshes the
+// stored entry (the 304's header fields replace the stored ones, except Content-Length,
+// Content-Encoding and Content-Range; the freshness is computed again from them) and the client
+// gets the stored body as a 200 with X-Cache: REVALIDATED and an Age from the 304; a 304 for
+// another validator is ignored and the request sent again without validators; any other response
+// replaces the entry as on a miss. Concurrent requests for the entry share one revalidation (they
+// get X-Cache: HIT). A request with conditional headers of its own (If-None-Match,
+// If-Modified-Since, If-Match, If-Unmodified-Since, Range) goes upstream as it is and gets the
+// upstream's answer. The background refresh of StaleWhileRevalidate sends the validators too.
 //
 // # Invalidation
 //
@@ -52,13 +69,17 @@
 // /api/dashboard). Wrap does this for the unsafe requests it sees; InvalidateOnSuccess adds it to
 // routes that are not cached; Cache.Invalidate invalidates paths from code.
 //
-// There is no index of a path's entries. Each path has a generation, a random 64-bit number kept
-// in the store; entries record the generation they were fetched under and are served only while
-// it is current, and invalidating deletes it. A hit reads the entry and the generation together
-// (one MGET in Redis). A GET whose fetch started before an invalidation never stores its response
-// over it, and a GET sent after it never shares that fetch. No clocks are compared, so clock skew
-// between instances does not matter; a generation lost to eviction or expiry means misses, never
-// stale hits.
+// There is no index of a path's entries. A path with entries has a generation, a random 64-bit
+// number kept in the store; entries record it and are served only while it is current, and
+// invalidating replaces it with a fresh one. A hit reads the entry and the generation together
+// (one MGET in Redis). A miss writes nothing before it fetches: the path's first stored entry
+// creates the generation, in the same atomic step, so a scan of paths whose responses are never
+// stored writes nothing to the store. A GET whose fetch started before an invalidation never
+// stores its response over it, and a GET sent after it never shares that fetch (a fetch that takes
+// more than 5 minutes, or RevalidateTimeout if longer, is neither stored nor shared). No clocks
+// are compared, so clock skew between instances does not matter; a generation lost to eviction or
+// expiry means misses, never stale hits. (A custom Store, without compare-and-set, creates the
+// generation on the path's first miss instead.)
 //
 // The invalidation runs before the unsafe response's status is sent, bounded by StoreTimeout.
 // If it fails, the response is still the upstream's, the failure is counted and logged, and the
@@ -90,10 +111,11 @@
 // Meter "github.com/gatewaykit/gatewaykit/cache":
 //
 //   - gatewaykit.cache.requests (counter, {request}): requests by attribute outcome = hit, miss,
-//     stale or bypass. Requests served from a coalesced fetch count as hit.
+//     stale, revalidated (a stored entry confirmed by a 304) or bypass. Requests served from a
+//     coalesced fetch count as hit.
 //   - gatewaykit.cache.store.errors (counter, {error}): failed, timed-out or corrupt store calls by
-//     attribute op = get (lookups, and creating a path's generation on its first miss), set or
-//     invalidate.
+//     attribute op = get (lookups, and, in a custom Store, creating a path's generation on its
+//     first miss), set or invalidate.
 //   - gatewaykit.cache.invalidations (counter, {path}): paths invalidated.
 //
 // The outcome is also set as attribute gatewaykit.cache.outcome on the request's current span (the

@@ -31,11 +31,13 @@ type Entry struct {
 	// FreshUntil is when the entry stops being fresh.
 	FreshUntil time.Time
 	// StaleUntil is when the entry may no longer be served stale while it is revalidated. It is
-	// not before FreshUntil; equal when stale serving is off.
+	// not before FreshUntil; equal when stale serving is off. An entry with a validator is stored
+	// past it (see RevalidateWindow), to be revalidated with a conditional request.
 	StaleUntil time.Time
-	// Generation is the generation of the request path the response was fetched under (see
-	// Cache.Invalidate): the entry is served only while the path's current generation is still
-	// this one. Stores must keep it (MarshalBinary does); 0 never matches.
+	// Generation is the generation of the request path (see Cache.Invalidate): the one current
+	// when the response's fetch started or, when the path had none, the one created with this
+	// entry. The entry is served only while the path's current generation is still this one.
+	// Stores must keep it (MarshalBinary does); 0 never matches.
 	Generation uint64
 
 	// fields is Header as a slice, built by the package when it creates or decodes an entry, so a

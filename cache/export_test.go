@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gatewaykit/gatewaykit"
 )
@@ -27,3 +28,13 @@ func PathHash(path string) string { return pathHash(path) }
 
 // MaxRevalidations exposes the cap on concurrent background revalidations to tests.
 const MaxRevalidations = maxRevalidations
+
+// DropMarker deletes the generation of the path p (a clean path) from the memory store, natively
+// and as a custom store keeps it, as if it had expired or been evicted.
+func (s *Memory) DropMarker(p string) {
+	s.c.Invalidate(markerKey(p))
+	s.c.Invalidate(plainMarkerKey(p))
+}
+
+// SetHold sets the longest a fetch may take and still be stored or shared.
+func (c *Cache) SetHold(d time.Duration) { c.hold = d }

@@ -54,12 +54,92 @@ func (c *Cache) newEntry(status int, h http.Header, body []byte, now time.Time, 
 			stale = fresh.Add(c.cfg.swr)
 		}
 	}
-	if !stale.After(now) {
+	retain := stale // how long the store keeps it: past stale, for a conditional revalidation
+	if status == http.StatusOK && hasValidator(h) {
+		if c.cfg.revalWindowSet {
+			retain = stale.Add(c.cfg.revalWindow)
+		} else {
+			retain = stale.Add(lifetime)
+		}
+	}
+	if !retain.After(now) {
 		return nil, 0
 	}
 	e := &Entry{Status: status, Header: storedHeader(h, cc, status, len(body)), Body: body, Vary: vary,
 		Born: born, FreshUntil: fresh, StaleUntil: stale}
-	return e.index(), stale.Sub(now)
+	return e.index(), retain.Sub(now)
+}
+
+// hasValidator reports whether a response header has a validator a conditional request can use
+// (RFC 9110 §8.8): ETag or Last-Modified.
+func hasValidator(h http.Header) bool {
+	return len(h["Etag"]) > 0 || len(h["Last-Modified"]) > 0
+}
+
+// revalidatable returns e if a conditional request can revalidate it (a stored 200 with a
+// validator), else nil.
+func revalidatable(e *Entry) *Entry {
+	if e == nil || e.Status != http.StatusOK || !hasValidator(e.Header) {
+		return nil
+	}
+	return e
+}
+
+// withValidators returns a copy of r that asks upstream whether e is still current: If-None-Match
+// with e's ETag (weak or strong: If-None-Match uses the weak comparison) and If-Modified-Since with
+// its Last-Modified, both when e has both (RFC 9111 §4.3.1; an origin that knows ETags ignores
+// If-Modified-Since beside If-None-Match). r carries no conditional header of its own.
+func withValidators(r *http.Request, e *Entry) *http.Request {
+	r2 := r.Clone(r.Context())
+	if et := e.Header["Etag"]; len(et) > 0 {
+		r2.Header["If-None-Match"] = et[:1:1]
+	}
+	if lm := e.Header["Last-Modified"]; len(lm) > 0 {
+		r2.Header["If-Modified-Since"] = lm[:1:1]
+	}
+	return r2
+}
+
+// sameValidator reports whether a 304 (header h) is about the stored response with header stored
+// (RFC 9111 §4.3.4): its ETag matches the stored one (weak comparison, RFC 9110 §8.8.3.2) or,
+// without an ETag, its Last-Modified equals the stored one. A 304 without validators answers the
+// only validators sent, the stored response's.
+func sameValidator(stored, h http.Header) bool {
+	if et := h["Etag"]; len(et) > 0 {
+		st := stored["Etag"]
+		return len(st) > 0 && strings.TrimPrefix(et[0], "W/") == strings.TrimPrefix(st[0], "W/")
+	}
+	if lm := h["Last-Modified"]; len(lm) > 0 {
+		sl := stored["Last-Modified"]
+		return len(sl) > 0 && lm[0] == sl[0]
+	}
+	return true
+}
+
+// notRefreshed are the fields a 304 does not replace in the stored response: Content-Length (RFC
+// 9111 §3.2) and the fields that describe the stored body's bytes.
+var notRefreshed = []string{"Content-Length", "Content-Encoding", "Content-Range"}
+
+// refreshed applies a 304 Not Modified (its header h, without the fields of outer middleware) to
+// the stored response old (RFC 9111 §4.3.4, §3.2): h's fields replace the stored ones, but for
+// notRefreshed, and the freshness is computed again from the result, as for a new response. It
+// returns the entry to store and its TTL (nil when the refreshed response may not be stored, for
+// example when the 304 says no-store or changes Vary) and, always, the entry to answer the
+// request with.
+func (c *Cache) refreshed(old *Entry, h http.Header, now time.Time, perUser bool) (stored *Entry, ttl time.Duration, served *Entry) {
+	merged := old.Header.Clone()
+	for k, vs := range h {
+		if !slices.Contains(notRefreshed, k) {
+			merged[k] = vs
+		}
+	}
+	if e, ttl := c.newEntry(old.Status, merged, old.Body, now, perUser); e != nil && slices.Equal(e.Vary, old.Vary) {
+		return e, ttl, e
+	}
+	cc := parseCacheControl(merged["Cache-Control"])
+	served = &Entry{Status: old.Status, Header: storedHeader(merged, cc, old.Status, len(old.Body)), Body: old.Body,
+		Vary: old.Vary, Born: now, FreshUntil: now, StaleUntil: now}
+	return nil, 0, served.index()
 }
 
 // lifetime is the freshness lifetime: s-maxage, else max-age, else Expires minus Date, else the

@@ -88,7 +88,7 @@ func (c *Cache) drop(ctx context.Context, paths []string) error {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.storeTimeout)
 		defer cancel()
 	}
-	if err := c.gs.drop(ctx, paths); err != nil {
+	if err := c.gs.drop(ctx, paths, invalidationTTL(c.hold)); err != nil {
 		c.tel.storeFailed(ctx, opInvalidate, err)
 		return err
 	}

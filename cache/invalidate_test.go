@@ -472,8 +472,15 @@ func TestRedisHitIsOneRoundTrip(t *testing.T) {
 	}
 	hook.reset()
 	do(h, http.MethodPost, "/rt")
-	if cmds := hook.commands(); len(cmds) != 1 || cmds[0] != "pipeline[del]" {
-		t.Fatalf("invalidation sent %v, want one DEL", cmds)
+	if cmds := hook.commands(); len(cmds) != 1 || cmds[0] != "pipeline[set]" {
+		t.Fatalf("invalidation sent %v, want one SET (a fresh generation)", cmds)
+	}
+	// A miss reads (one MGET) and stores (one script), nothing else: no generation is created
+	// before the fetch.
+	hook.reset()
+	expectCache(t, "after the POST", get(h, "/rt"), "MISS")
+	if cmds := hook.commands(); len(cmds) != 2 || cmds[0] != "mget" || (cmds[1] != "evalsha" && cmds[1] != "eval") {
+		t.Fatalf("miss sent %v, want MGET and the store script", cmds)
 	}
 }
 

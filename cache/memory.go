@@ -21,10 +21,11 @@ const DefaultMemoryBytes = 64 << 20
 // LRU. Entries are shared, not copied: a Get returns the *Entry given to Set. It is safe for
 // concurrent use. Close stops otter's periodic clean-up goroutine.
 //
-// The middleware also keeps each cached path's generation (see Cache.Invalidate) here, as a
-// small item keyed by the path (decoded and cleaned; it starts with "/", so it never equals an
-// entry's hex key; see markerKey), read with the entry on every lookup; an item evicted under
-// memory pressure makes that path's entries misses, never stale hits.
+// The middleware also keeps the generation (see Cache.Invalidate) of each path that has entries or
+// was invalidated recently here, as a small item keyed by the path (decoded and cleaned; it starts
+// with "/", so it never equals an entry's hex key; see markerKey), read with the entry on every
+// lookup and written only with a stored entry or by an invalidation (never by a miss); an item
+// evicted under memory pressure makes that path's entries misses, never stale hits.
 type Memory struct {
 	c    *otter.Cache[string, memItem]
 	err  error
@@ -145,44 +146,45 @@ func (s *Memory) lookup(_ context.Context, path, key string) (*Entry, uint64, er
 	return it.e, gen, nil
 }
 
-func (s *Memory) ensure(_ context.Context, path string, fresh uint64, hold time.Duration) (uint64, error) {
-	if s.c == nil {
-		return 0, s.configErrOr()
-	}
-	m, _ := s.c.SetIfAbsent(markerKey(path), memItem{gen: fresh, ttl: hold, until: time.Now().Add(hold).UnixNano()})
-	return m.gen, nil
-}
-
-func (s *Memory) setIf(_ context.Context, path, key string, gen uint64, e *Entry, ttl time.Duration) error {
+func (s *Memory) setIf(_ context.Context, path, key string, expected uint64, e *Entry, ttl time.Duration) error {
 	if s.c == nil {
 		return s.configErrOr()
 	}
-	if e == nil || ttl <= 0 {
+	if e == nil || ttl <= 0 || e.Generation == 0 {
 		return nil
 	}
 	mk := markerKey(path)
-	if m, ok := s.c.GetIfPresent(mk); !ok || m.e != nil || m.gen != gen {
+	until := time.Now().Add(ttl).UnixNano()
+	if expected == 0 {
+		// The path had no generation: create it with this entry's, if it still has none.
+		if _, created := s.c.SetIfAbsent(mk, memItem{gen: e.Generation, ttl: ttl, until: until}); !created {
+			return nil // invalidated (or first stored by another fetch) since the fetch started
+		}
+		// An invalidation between here and the write leaves an entry under a generation that no
+		// longer exists: never served, reclaimed by its TTL.
+		s.c.Set(key, memItem{e: e, ttl: ttl})
+		return nil
+	}
+	if m, ok := s.c.GetIfPresent(mk); !ok || m.e != nil || m.gen != expected {
 		return nil // invalidated since the fetch started
 	}
-	// An invalidation between the check and the write leaves an entry under a generation that no
-	// longer exists: never served, reclaimed by its TTL.
-	s.c.Set(key, memItem{e: e, ttl: ttl})
-	until := time.Now().Add(ttl).UnixNano()
+	s.c.Set(key, memItem{e: e, ttl: ttl}) // as above: an invalidation meanwhile orphans it
 	s.c.Compute(mk, func(m memItem, found bool) (memItem, otter.ComputeOp) {
-		if !found || m.e != nil || m.gen != gen || m.until >= until {
+		if !found || m.e != nil || m.gen != expected || m.until >= until {
 			return m, otter.CancelOp
 		}
-		return memItem{gen: gen, ttl: ttl, until: until}, otter.WriteOp
+		return memItem{gen: expected, ttl: ttl, until: until}, otter.WriteOp
 	})
 	return nil
 }
 
-func (s *Memory) drop(_ context.Context, paths []string) error {
+func (s *Memory) drop(_ context.Context, paths []string, ttl time.Duration) error {
 	if s.c == nil {
 		return s.configErrOr()
 	}
+	until := time.Now().Add(ttl).UnixNano()
 	for _, p := range paths {
-		s.c.Invalidate(markerKey(p))
+		s.c.Set(markerKey(p), memItem{gen: newGeneration(), ttl: ttl, until: until})
 	}
 	return nil
 }

@@ -40,6 +40,8 @@ type config struct {
 	store             Store
 	storeTimeout      time.Duration
 	revalidateTimeout time.Duration
+	revalWindow       time.Duration // with revalWindowSet; else the entry's freshness lifetime
+	revalWindowSet    bool
 	invalidates       func(*http.Request) []string
 	now               func() time.Time
 	logger            *slog.Logger
@@ -71,6 +73,27 @@ func StaleWhileRevalidate(d time.Duration) Option {
 // DefaultRevalidateTimeout.
 func RevalidateTimeout(d time.Duration) Option {
 	return positive("RevalidateTimeout", d, func(c *config) *time.Duration { return &c.revalidateTimeout })
+}
+
+// RevalidateWindow sets how long a 200 response with a validator (ETag or Last-Modified) is kept
+// after it may no longer be served (past its freshness and any stale-while-revalidate window), so
+// that the next request for it revalidates it upstream with a conditional request (If-None-Match
+// and If-Modified-Since; RFC 9111 §4.3) instead of fetching it again: a 304 Not Modified refreshes
+// the stored entry's header and freshness and the client gets the stored body (X-Cache:
+// REVALIDATED), any other answer replaces it as on a miss. The window also lets a response that is
+// stale on arrival (max-age=0 with an ETag) be stored for revalidation. Retained entries count
+// against the store's bound like any other (the memory store may evict them first). Default: the
+// entry's own freshness lifetime (a max-age=60 response is kept 60 s more); 0 keeps nothing past
+// its servable life (a conditional request is then only sent by a stale-while-revalidate
+// background refresh). A negative d is an error.
+func RevalidateWindow(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("cache: RevalidateWindow must not be negative, got %v", d)
+		}
+		c.revalWindow, c.revalWindowSet = d, true
+		return nil
+	}
 }
 
 // PerIdentity keys entries by the caller's identity (gatewaykit.IdentityFrom: authentication

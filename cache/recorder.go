@@ -13,24 +13,33 @@ import (
 // the client until release: the waiters then get it as soon as the upstream is done, however
 // slowly the leader's own client reads. The response is released early when it cannot be stored
 // (status, size) or when the handler flushes (a stream).
+//
+// With revalidating set (the request carries the cache's own validators), a 304 Not Modified is
+// kept from the client entirely (notModified, with the header in header): the caller refreshes
+// the stored entry and answers from it.
 type recorder struct {
-	w           http.ResponseWriter
-	c           *Cache
-	max         int
-	hold        bool
-	status      int
-	header      http.Header
-	sent        http.Header // while holding: the client's header as it was at WriteHeader
-	buf         []byte
-	skip        bool // do not keep the body: too big, or the status is not cacheable
-	failed      bool // a write to the client failed, so the handler may have stopped early
-	wroteHeader bool
+	w            http.ResponseWriter
+	c            *Cache
+	max          int
+	hold         bool
+	status       int
+	header       http.Header
+	sent         http.Header // while holding: the client's header as it was at WriteHeader
+	buf          []byte
+	skip         bool // do not keep the body: too big, or the status is not cacheable
+	failed       bool // a write to the client failed, so the handler may have stopped early
+	wroteHeader  bool
+	revalidating bool // intercept a 304: the client did not ask for it
+	notModified  bool // the upstream answered 304 to the cache's validators
 }
 
 func (rec *recorder) Header() http.Header { return rec.w.Header() }
 
 func (rec *recorder) WriteHeader(code int) {
 	if rec.wroteHeader || (code >= 100 && code < 200 && code != http.StatusSwitchingProtocols) {
+		if rec.notModified {
+			return // the client gets the stored response instead
+		}
 		if !rec.hold || !rec.wroteHeader {
 			rec.w.WriteHeader(code) // informational, or superfluous: net/http handles it
 		}
@@ -38,6 +47,11 @@ func (rec *recorder) WriteHeader(code int) {
 	}
 	rec.wroteHeader = true
 	rec.status = code
+	if rec.revalidating && code == http.StatusNotModified {
+		rec.notModified, rec.hold, rec.skip = true, false, true
+		rec.header = rec.w.Header().Clone()
+		return
+	}
 	if code < 1000 && code > 0 && rec.c.cfg.statuses[code] {
 		rec.header = rec.w.Header().Clone()
 	} else {
@@ -54,6 +68,9 @@ func (rec *recorder) WriteHeader(code int) {
 func (rec *recorder) Write(p []byte) (int, error) {
 	if !rec.wroteHeader {
 		rec.WriteHeader(http.StatusOK)
+	}
+	if rec.notModified {
+		return len(p), nil // a 304 has no body; nothing reaches the client
 	}
 	if !rec.skip {
 		if len(rec.buf)+len(p) > rec.max {
@@ -78,6 +95,9 @@ func (rec *recorder) Write(p []byte) (int, error) {
 func (rec *recorder) Flush() {
 	if !rec.wroteHeader {
 		rec.WriteHeader(http.StatusOK)
+	}
+	if rec.notModified {
+		return
 	}
 	rec.release()
 	_ = http.NewResponseController(rec.w).Flush()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -23,8 +24,8 @@ const DefaultRedisPrefix = "gatewaykit:cache:"
 // marker is prefix + "{" + 32 hex characters of the path's hash + "}" and holds the path's
 // generation as a decimal number; the path's entries are the marker's name + the 64-character hex
 // cache key. The hash tag puts a path's marker and entries in one Redis Cluster slot, so a hit
-// reads both with one MGET, and a store checks the generation and writes the entry in one script
-// (each one round trip). The cost: all entries of one path (all its users, queries and variants)
+// reads both with one MGET, and a store checks the generation (creating it with the path's first
+// entry) and writes the entry in one script (each one round trip). A miss writes nothing. The cost: all entries of one path (all its users, queries and variants)
 // live on one cluster shard. Get and Set, called directly, use prefix + key.
 type Redis struct {
 	c      redis.UniversalClient
@@ -36,11 +37,19 @@ type Redis struct {
 type RedisOption func(*Redis) error
 
 // KeyPrefix sets the Redis key prefix. Default DefaultRedisPrefix. Use one prefix per cached
-// API whose keys must not mix; instances sharing a prefix share entries.
+// API whose keys must not mix; instances sharing a prefix share entries. The prefix must not be
+// empty and must not contain "{" or "}": the store follows it with a {hash tag} of the path, so
+// that Redis Cluster keeps a path's generation and entries in one slot, and a brace in the prefix
+// would change which part Redis hashes (a prefix with its own "{...}" puts every path on one
+// shard; a lone "{" or "}" splits a path's keys across slots, and every lookup fails with
+// CROSSSLOT). Such a prefix is a configuration error that WithStore reports.
 func KeyPrefix(p string) RedisOption {
 	return func(s *Redis) error {
 		if p == "" {
 			return errors.New("cache: redis store: KeyPrefix must not be empty")
+		}
+		if strings.ContainsAny(p, "{}") {
+			return fmt.Errorf("cache: redis store: KeyPrefix %q contains a brace: the store appends a {hash tag} of the path so that a path's keys share a Redis Cluster slot, and a '{' or '}' in the prefix would change the tag (every path on one shard, or CROSSSLOT errors)", p)
 		}
 		s.prefix = p
 		return nil
@@ -141,45 +150,29 @@ func (s *Redis) lookup(ctx context.Context, path, key string) (*Entry, uint64, e
 	return e, gen, nil
 }
 
-// ensureScript returns the path's generation, setting it to ARGV[1] for ARGV[2] ms when absent.
-var ensureScript = redis.NewScript(`
-local g = redis.call('GET', KEYS[1])
-if g then return g end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return ARGV[1]
-`)
-
-func (s *Redis) ensure(ctx context.Context, path string, fresh uint64, hold time.Duration) (uint64, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	g, err := ensureScript.Run(ctx, s.c, []string{s.marker(path)},
-		strconv.FormatUint(fresh, 10), hold.Milliseconds()).Text()
-	if err != nil {
-		return 0, fmt.Errorf("cache: redis ensure generation: %w", err)
-	}
-	gen, err := strconv.ParseUint(g, 10, 64)
-	if err != nil || gen == 0 {
-		return 0, fmt.Errorf("cache: redis ensure generation: %w: marker holds %q", ErrCorruptEntry, g)
-	}
-	return gen, nil
-}
-
-// setIfScript sets KEYS[2] to ARGV[2] for ARGV[3] ms if KEYS[1] (the path's generation) is
-// ARGV[1], and extends KEYS[1] to at least that TTL. It returns 1 when it stored.
+// setIfScript sets KEYS[2] (an entry) to ARGV[3] for ARGV[4] ms if KEYS[1] (the path's
+// generation) is still ARGV[1], and extends KEYS[1] to at least that TTL. ARGV[1] "0" means the
+// path had no generation: then the entry is set only if it still has none, and KEYS[1] is created
+// as ARGV[2] (the entry's generation) with the entry's TTL. It returns 1 when it stored.
 var setIfScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+local g = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if g then return 0 end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+else
+  if g ~= ARGV[1] then return 0 end
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 1
 `)
 
-func (s *Redis) setIf(ctx context.Context, path, key string, gen uint64, e *Entry, ttl time.Duration) error {
+func (s *Redis) setIf(ctx context.Context, path, key string, expected uint64, e *Entry, ttl time.Duration) error {
 	if s.err != nil {
 		return s.err
 	}
 	ttl = ttl.Truncate(time.Millisecond)
-	if e == nil || ttl <= 0 {
+	if e == nil || ttl <= 0 || e.Generation == 0 {
 		return nil
 	}
 	b, err := e.MarshalBinary()
@@ -187,21 +180,22 @@ func (s *Redis) setIf(ctx context.Context, path, key string, gen uint64, e *Entr
 		return fmt.Errorf("cache: redis set: %w", err)
 	}
 	m := s.marker(path)
-	if err := setIfScript.Run(ctx, s.c, []string{m, m + key}, strconv.FormatUint(gen, 10), b, ttl.Milliseconds()).Err(); err != nil {
+	if err := setIfScript.Run(ctx, s.c, []string{m, m + key}, strconv.FormatUint(expected, 10),
+		strconv.FormatUint(e.Generation, 10), b, ttl.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("cache: redis set: %w", err)
 	}
 	return nil
 }
 
-// drop deletes the paths' markers, one DEL each in one pipeline (markers of different paths may
-// live in different cluster slots).
-func (s *Redis) drop(ctx context.Context, paths []string) error {
+// drop gives the paths' markers fresh generations for ttl, one SET each in one pipeline (markers
+// of different paths may live in different cluster slots).
+func (s *Redis) drop(ctx context.Context, paths []string, ttl time.Duration) error {
 	if s.err != nil {
 		return s.err
 	}
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, path := range paths {
-			p.Del(ctx, s.marker(path))
+			p.Set(ctx, s.marker(path), strconv.FormatUint(newGeneration(), 10), ttl)
 		}
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,11 +59,10 @@ func TestRedisStoreSharedByTwoInstances(t *testing.T) {
 			t.Errorf("key %q is not in the path's hash slot", k)
 			continue
 		}
-		maxTTL := 60 * time.Second
 		if m[1] == "" {
-			markers++
-			maxTTL = 5 * time.Minute // created for the first miss; never shorter than its entries
+			markers++ // created with the first entry, with its TTL
 		}
+		const maxTTL = 60 * time.Second
 		ttl, err := rdb.PTTL(ctx, k).Result()
 		if err != nil || ttl <= 0 || ttl > maxTTL {
 			t.Errorf("key %q TTL %v %v", k, ttl, err)
@@ -139,5 +139,34 @@ func TestRedisCorruptEntryIsAMiss(t *testing.T) {
 	}
 	if r := get(h, "/c"); r.xcache() != "HIT" {
 		t.Fatalf("after overwrite: %q", r.xcache())
+	}
+}
+
+// A brace in the key prefix would change the hash tag the store relies on (a path's generation and
+// entries in one Redis Cluster slot): the prefix is refused, with a reason, by New and by every
+// call of the store.
+func TestRedisKeyPrefixWithBraceRejected(t *testing.T) {
+	rdb := redisClientForValidation(t)
+	for _, p := range []string{"{", "}", "app{", "app}", "{app}:", "app:{tenant}:", "a}b{c"} {
+		s := cache.RedisStore(rdb, cache.KeyPrefix(p))
+		c, err := cache.New(cache.WithStore(s))
+		if err == nil {
+			_ = c.Close()
+			t.Fatalf("KeyPrefix(%q) accepted", p)
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "cache: redis store: KeyPrefix") || !strings.Contains(msg, "hash tag") ||
+			!strings.Contains(msg, strconv.Quote(p)) {
+			t.Fatalf("KeyPrefix(%q): error %q does not say what is wrong", p, msg)
+		}
+		if _, err := s.Get(context.Background(), "k"); err == nil {
+			t.Fatalf("KeyPrefix(%q): Get worked", p)
+		}
+	}
+	for _, p := range []string{"app:", "gw:cache:v2:", "a-b_c.d/"} {
+		c, err := cache.New(cache.WithStore(cache.RedisStore(rdb, cache.KeyPrefix(p))))
+		if err != nil {
+			t.Fatalf("KeyPrefix(%q): %v", p, err)
+		}
+		_ = c.Close()
 	}
 }

@@ -13,10 +13,12 @@ import (
 // (see StoreTimeout) and, on any error, serves the request without the cache.
 //
 // For invalidation (see Cache.Invalidate) the middleware keeps each path's generation in the
-// store. MemoryStore and RedisStore keep it natively (read with the entry in one call). In any
-// other Store it is an Entry with only Generation set, under a key of its own: a lookup then
-// costs two Get calls, a generation lives 24 hours (the path's entries are fetched again at least
-// that often), and Entry.Generation must survive the store's encoding.
+// store. MemoryStore and RedisStore keep it natively: read with the entry in one call, created
+// atomically with the path's first stored entry, so a miss writes nothing. In any other Store it
+// is an Entry with only Generation set, under a key of its own: a lookup then costs two Get calls,
+// the generation is created by a path's first miss (Get and Set cannot create it atomically with
+// the entry), it lives 24 hours (the path's entries are fetched again at least that often), and
+// Entry.Generation must survive the store's encoding.
 type Store interface {
 	Get(ctx context.Context, key string) (*Entry, error)
 	Set(ctx context.Context, key string, e *Entry, ttl time.Duration) error

@@ -19,10 +19,11 @@ const (
 	outMiss
 	outStale
 	outBypass
+	outRevalidated
 	outCount
 )
 
-var xcache = [outCount]string{"HIT", "MISS", "STALE", "BYPASS"}
+var xcache = [outCount]string{"HIT", "MISS", "STALE", "BYPASS", "REVALIDATED"}
 
 const (
 	opGet = iota
@@ -53,7 +54,7 @@ func newTelemetry(mp metric.MeterProvider, logger *slog.Logger) (*telemetry, err
 	t := &telemetry{logger: logger}
 	var err error
 	if t.requests, err = m.Int64Counter("gatewaykit.cache.requests", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests seen by the response cache, by outcome (hit, miss, stale, bypass).")); err != nil {
+		metric.WithDescription("Requests seen by the response cache, by outcome (hit, miss, stale, bypass, revalidated).")); err != nil {
 		return nil, err
 	}
 	if t.storeErrors, err = m.Int64Counter("gatewaykit.cache.store.errors", metric.WithUnit("{error}"),
@@ -64,7 +65,7 @@ func newTelemetry(mp metric.MeterProvider, logger *slog.Logger) (*telemetry, err
 		metric.WithDescription("Paths invalidated: by successful unsafe requests, their Location and Content-Location, Invalidates and Cache.Invalidate.")); err != nil {
 		return nil, err
 	}
-	for i, name := range []string{"hit", "miss", "stale", "bypass"} {
+	for i, name := range []string{"hit", "miss", "stale", "bypass", "revalidated"} {
 		t.outcomes[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", name)))}
 		t.spanAttrs[i] = []attribute.KeyValue{attribute.String("gatewaykit.cache.outcome", name)}
 	}
