@@ -435,7 +435,15 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 			wh["Set-Cookie"] = sc // for this client only, as on a miss; never stored
 		}
 		e, ttl, res.served = c.refreshed(old, h, now, perUser)
-		if e == nil || time.Since(start) > c.hold {
+		if e == nil {
+			// The stored response, updated by the 304, may no longer be stored (no-store, private
+			// for a shared entry, no-cache, a changed Vary): keeping it would go on serving it
+			// (stale-while-revalidate) to every request. Replace it with an entry that is never
+			// served nor revalidated, so the next request fetches it afresh.
+			c.forget(r, pk, key, gen, old, now)
+			return res
+		}
+		if time.Since(start) > c.hold {
 			return res
 		}
 		return c.store(res, r, pk, key, gen, e, ttl)
@@ -482,6 +490,25 @@ func (c *Cache) store(res *result, r *http.Request, pk, key string, gen uint64, 
 	}
 	return res
 }
+
+// forget replaces old, the entry under key (or its Vary variant for r) stored under the generation
+// gen, with a tombstone: an entry that is neither fresh nor stale and has no validator, so a lookup
+// that finds it misses and fetches without validators. Nothing is written if the path's generation
+// changed since (the old entry is orphaned then anyway).
+func (c *Cache) forget(r *http.Request, pk, key string, gen uint64, old *Entry, now time.Time) {
+	if gen == 0 {
+		return
+	}
+	if len(old.Vary) > 0 {
+		key = c.secondaryKey(key, old.Vary, r.Header)
+	}
+	tomb := &Entry{Status: old.Status, Header: http.Header{}, Born: now, FreshUntil: now, StaleUntil: now, Generation: gen}
+	c.set(context.WithoutCancel(r.Context()), pk, key, gen, tomb.index(), tombstoneTTL)
+}
+
+// tombstoneTTL is how long the store keeps an entry written by forget: any positive time will do,
+// the tombstone is never served and a missing entry means the same.
+const tombstoneTTL = time.Second
 
 // maxRevalidations bounds the background revalidations running at once per Cache. Beyond it a
 // stale entry is served without starting one (a later request will), so a burst of requests for

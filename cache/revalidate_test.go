@@ -435,7 +435,7 @@ func TestRevalidateWindowRetention(t *testing.T) {
 }
 
 // A 304 that makes the response unstorable (no-store) still answers the request from the stored
-// body, and the request after it revalidates again.
+// body, and the stored entry is dropped: the request after it fetches without validators.
 func TestRevalidate304NoStore(t *testing.T) {
 	clk := newClock()
 	up := newValidator(clk, `"v1"`)
@@ -447,9 +447,35 @@ func TestRevalidate304NoStore(t *testing.T) {
 	if r.status != http.StatusOK || r.xcache() != "REVALIDATED" || r.body != first.body || r.h.Get("Cache-Control") != "no-store" {
 		t.Fatalf("304 with no-store: %+v", r)
 	}
-	expectCache(t, "after", get(h, "/ns"), "REVALIDATED")
+	expectCache(t, "after", get(h, "/ns"), "MISS")
+	expectConds(t, "after", up.conds(t, 3))
 	if n := up.calls.Load(); n != 3 {
 		t.Fatalf("upstream calls = %d, want 3", n)
+	}
+}
+
+// A stale-while-revalidate background refresh answered by a 304 that makes a shared entry
+// private (or no-store) drops the entry: it is not served STALE to everyone afterwards.
+func TestRevalidate304PrivateStopsStaleServing(t *testing.T) {
+	for _, cc := range []string{"private, max-age=10", "no-store"} {
+		eachStore(t, func(t *testing.T, newStore func() cache.Store) {
+			clk := newClock()
+			up := newValidator(clk, `"v1"`)
+			c := newCache(t, cache.WithStore(newStore()), cache.WithClock(clk.Now), cache.StaleWhileRevalidate(time.Minute))
+			h := c.Wrap(up)
+			target := "/sp/" + strings.ReplaceAll(cc, " ", "")
+			get(h, target)
+			clk.Advance(11 * time.Second)
+			up.set(func(v *validator) { v.cc = cc })
+			expectCache(t, cc+": stale", get(h, target), "STALE")
+			_ = c.Close() // waits for the background revalidation
+			expectConds(t, cc+": background", up.conds(t, 2), "If-None-Match", `"v1"`)
+			r := get(h, target)
+			if r.xcache() != "MISS" || r.h.Get("Cache-Control") != cc {
+				t.Fatalf("%s: after the 304: %+v", cc, r)
+			}
+			expectConds(t, cc+": after", up.conds(t, 3))
+		})
 	}
 }
 
