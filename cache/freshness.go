@@ -133,6 +133,12 @@ func (c *Cache) refreshed(old *Entry, h http.Header, now time.Time, perUser bool
 			merged[k] = vs
 		}
 	}
+	if _, ok := h["Date"]; !ok {
+		// The stored Date is the old response's: Expires would be measured from it (a lifetime
+		// longer than the 304 gives) and it would contradict the refreshed Age. Without a Date
+		// the lifetime runs from now, and the server adds the current Date for the client.
+		delete(merged, "Date")
+	}
 	if e, ttl := c.newEntry(old.Status, merged, old.Body, now, perUser); e != nil && slices.Equal(e.Vary, old.Vary) {
 		return e, ttl, e
 	}

@@ -540,3 +540,31 @@ func TestRevalidate304ForAnotherRepresentation(t *testing.T) {
 		t.Fatalf("If-None-Match sent: %q", conds)
 	}
 }
+
+// A 304 without Date (some handlers omit it) does not leave the stored Date in the refreshed
+// entry: Expires would be measured from it and the entry stay fresh past its Expires, while Age
+// says 0.
+func TestRevalidate304WithoutDate(t *testing.T) {
+	clk := newClock()
+	var calls atomic.Int64
+	h := newCache(t, cache.WithClock(clk.Now)).Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := clk.Now()
+		w.Header().Set("ETag", `"e"`)
+		w.Header().Set("Expires", now.Add(10*time.Second).Format(http.TimeFormat))
+		if calls.Add(1) > 1 && r.Header.Get("If-None-Match") == `"e"` {
+			w.WriteHeader(http.StatusNotModified) // no Date
+			return
+		}
+		w.Header().Set("Date", now.Format(http.TimeFormat))
+		_, _ = io.WriteString(w, "body")
+	}))
+	get(h, "/d")
+	clk.Advance(15 * time.Second)
+	if r := get(h, "/d"); r.xcache() != "REVALIDATED" || r.h.Get("Date") != "" {
+		t.Fatalf("revalidated: %+v", r)
+	}
+	clk.Advance(12 * time.Second) // past the 304's Expires (now+10 s)
+	if r := get(h, "/d"); r.xcache() == "HIT" {
+		t.Fatalf("served fresh past its Expires: %+v", r)
+	}
+}
