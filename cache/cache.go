@@ -172,7 +172,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			return
 		}
 	}
-	c.miss(w, r, next, pk, key, flightKey, gen, perUser, revalidatable(e))
+	c.miss(w, r, next, pk, key, flightKey, gen, perUser, e)
 }
 
 // current returns e if it was stored under the path's current generation gen, else nil: the path
@@ -305,11 +305,13 @@ type result struct {
 // store before it fetches (except for a custom store, see eagerGens); the entry is stored only if
 // the generation is still gen, creating it when gen is 0 (see generation.go).
 //
-// old is the stored entry when it is past serving but can be revalidated (see revalidatable): the
-// fetch then asks upstream with old's validators, unless the client sent conditional headers of
-// its own (they go upstream as they are, and the upstream answers the client). A 304 refreshes
-// old and the client gets it (X-Cache: REVALIDATED; requests waiting on the fetch get it as HIT).
-func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key, flightKey string, gen uint64, perUser bool, old *Entry) {
+// stale is the entry the lookup found under r's key (or Vary variant), past serving as fresh, or
+// nil. When it can be revalidated (see revalidatable) the fetch asks upstream with its validators,
+// unless the client sent conditional headers of its own (they go upstream as they are, and the
+// upstream answers the client). A 304 refreshes it and the client gets it (X-Cache: REVALIDATED;
+// requests waiting on the fetch get it as HIT). An answer that may not be stored replaces it with a
+// tombstone (see dropStale).
+func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key, flightKey string, gen uint64, perUser bool, stale *Entry) {
 	if r.Method == http.MethodHead {
 		c.tel.count(r.Context(), outMiss)
 		w.Header().Set("X-Cache", xcache[outMiss])
@@ -332,7 +334,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 	v, _, _ := c.group.Do(flightName(flightKey, gen), func() (any, error) {
 		leader = true
 		w.Header().Set("X-Cache", xcache[outMiss])
-		res := c.fetch(w, r, next, pk, key, gen, start, perUser, true, old)
+		res := c.fetch(w, r, next, pk, key, gen, start, perUser, true, revalidatable(stale), stale)
 		if res.served == nil {
 			c.tel.count(r.Context(), outMiss)
 		}
@@ -360,7 +362,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 func (c *Cache) ownFetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser bool) {
 	c.tel.count(r.Context(), outMiss)
 	w.Header().Set("X-Cache", xcache[outMiss])
-	if res := c.fetch(w, r, next, pk, key, gen, start, perUser, false, nil); res.panicked {
+	if res := c.fetch(w, r, next, pk, key, gen, start, perUser, false, nil, nil); res.panicked {
 		panic(res.panicVal)
 	}
 }
@@ -387,7 +389,11 @@ func sameVary(names []string, vals [][]string, h http.Header) bool {
 // validators. A 304 then is not written to w: the refreshed entry is res.served, for the caller to
 // answer with (w's header is as it was before the fetch, plus the 304's Set-Cookie), and it is
 // stored (and shared as res.entry) if it may be.
-func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser, hold bool, old *Entry) (res *result) {
+//
+// stale is the stored entry this fetch replaces (old, or an entry without validators), or nil. If
+// the answer may not be stored, stale is replaced by a tombstone (see dropStale), so that it is no
+// longer served while its stale-while-revalidate window lasts.
+func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler, pk, key string, gen uint64, start time.Time, perUser, hold bool, old, stale *Entry) (res *result) {
 	res = &result{}
 	outer := make([]string, 0, len(w.Header()))
 	for k := range w.Header() {
@@ -429,7 +435,7 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		maps.Copy(wh, before)
 		if !sameValidator(old.Header, h) {
 			// Not a 304 for the stored response (RFC 9111 §4.3.4): ask again, unconditionally.
-			return c.fetch(w, r, next, pk, key, gen, start, perUser, hold, nil)
+			return c.fetch(w, r, next, pk, key, gen, start, perUser, hold, nil, stale)
 		}
 		if sc, ok := h["Set-Cookie"]; ok {
 			wh["Set-Cookie"] = sc // for this client only, as on a miss; never stored
@@ -448,8 +454,12 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		}
 		return c.store(res, r, pk, key, gen, e, ttl)
 	}
-	if rec.skip || time.Since(start) > c.hold {
+	if rec.skip { // not a cacheable status, or too big
+		c.dropStale(r, pk, key, gen, stale, rec.status, now)
 		return res
+	}
+	if time.Since(start) > c.hold {
+		return res // storable, but maybe from before an invalidation: stale stays (see generation.go)
 	}
 	for _, k := range outer { // fields set by outer middleware (request ID, rate-limit state) are not the response's
 		if vary := rec.header[k]; k == "Vary" && !slices.Equal(vary, outerVary) {
@@ -464,6 +474,7 @@ func (c *Cache) fetch(w http.ResponseWriter, r *http.Request, next http.Handler,
 		delete(rec.header, k)
 	}
 	if e, ttl = c.newEntry(rec.status, rec.header, rec.buf, now, perUser); e == nil {
+		c.dropStale(r, pk, key, gen, stale, rec.status, now)
 		return res
 	}
 	return c.store(res, r, pk, key, gen, e, ttl)
@@ -504,6 +515,24 @@ func (c *Cache) forget(r *http.Request, pk, key string, gen uint64, old *Entry, 
 	}
 	tomb := &Entry{Status: old.Status, Header: http.Header{}, Born: now, FreshUntil: now, StaleUntil: now, Generation: gen}
 	c.set(context.WithoutCancel(r.Context()), pk, key, gen, tomb.index(), tombstoneTTL)
+}
+
+// dropStale replaces stale, the stored entry a fetch for r was to replace (nil: none), with a
+// tombstone (see forget) after the fetch answered with status and a response that may not be
+// stored (no-store, private for a shared key, a status that is not cached, too big, ...): the
+// upstream's current answer says the stored response is no longer the one to give, so it is not
+// served STALE for the rest of its stale-while-revalidate window, nor revalidated with its old
+// validators. A 5xx keeps it (serving stale while the upstream fails is wanted), as do 408 and 429,
+// which are about the request or its rate, not the resource. An entry that is neither servable
+// stale nor revalidatable (a tombstone already) is left alone, so repeated misses do not write.
+func (c *Cache) dropStale(r *http.Request, pk, key string, gen uint64, stale *Entry, status int, now time.Time) {
+	if stale == nil || status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests {
+		return
+	}
+	if !now.Before(stale.StaleUntil) && revalidatable(stale) == nil {
+		return
+	}
+	c.forget(r, pk, key, gen, stale, now)
 }
 
 // tombstoneTTL is how long the store keeps an entry written by forget: any positive time will do,
@@ -563,7 +592,10 @@ func (c *Cache) revalidate(r *http.Request, next http.Handler, pk, key, flightKe
 					return &result{}, nil
 				}
 			}
-			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, pk, key, g, start, perUser, false, revalidatable(e)), nil
+			if e != nil && e.isMarker() {
+				e = nil // the response varies now: the variant to drop is not known
+			}
+			return c.fetch(&discardWriter{h: make(http.Header)}, r2, next, pk, key, g, start, perUser, false, revalidatable(e), e), nil
 		})
 		if res := v.(*result); res.panicked {
 			c.cfg.logger.LogAttrs(ctx, slog.LevelError, "cache: background revalidation panicked",

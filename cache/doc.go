@@ -41,7 +41,9 @@
 // BYPASS. A 200 entry answers If-None-Match, If-Modified-Since and Range requests itself
 // (http.ServeContent); such requests that miss go upstream unchanged, alone. With
 // StaleWhileRevalidate an expired entry is served (STALE) while one background request refreshes
-// it.
+// it. A refresh (or a miss of a stored entry) whose answer may not be stored (no-store, private
+// for a shared key, an uncached status, too big) drops the stored entry, so it is no longer served
+// STALE; a 5xx, 408 or 429 keeps it.
 //
 // # Conditional revalidation
 //

@@ -568,3 +568,118 @@ func TestRevalidate304WithoutDate(t *testing.T) {
 		t.Fatalf("served fresh past its Expires: %+v", r)
 	}
 }
+
+// switchable is an upstream whose Cache-Control and status can be changed between requests. Its
+// body names the call number and the request's Accept-Language; it varies on Accept-Language when
+// vary is set.
+type switchable struct {
+	mu     sync.Mutex
+	cc     string
+	status int
+	vary   bool
+	calls  atomic.Int64
+}
+
+func (s *switchable) set(cc string, status int) {
+	s.mu.Lock()
+	s.cc, s.status = cc, status
+	s.mu.Unlock()
+}
+
+func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := s.calls.Add(1)
+	s.mu.Lock()
+	cc, status, vary := s.cc, s.status, s.vary
+	s.mu.Unlock()
+	w.Header().Set("Cache-Control", cc)
+	if vary {
+		w.Header().Set("Vary", "Accept-Language")
+	}
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, "call=%d lang=%s", n, r.Header.Get("Accept-Language"))
+}
+
+// A stale-while-revalidate background refresh answered by a 200 that may not be stored (private
+// for a shared key, no-store, an uncached status) drops the stale entry: the following requests
+// miss, none is served STALE. A 500 keeps serving the stale entry.
+func TestRefreshUnstorableStopsStaleServing(t *testing.T) {
+	tests := []struct {
+		cc     string
+		status int
+		after  string // X-Cache of the requests after the refresh
+	}{
+		{"private, max-age=10", http.StatusOK, "MISS"},
+		{"no-store", http.StatusOK, "MISS"},
+		{"max-age=10", http.StatusForbidden, "MISS"},
+		{"max-age=10", http.StatusInternalServerError, "STALE"},
+		{"no-store", http.StatusServiceUnavailable, "STALE"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d %s", tt.status, tt.cc), func(t *testing.T) {
+			eachStore(t, func(t *testing.T, newStore func() cache.Store) {
+				clk := newClock()
+				up := &switchable{cc: "max-age=10", status: http.StatusOK}
+				c := newCache(t, cache.WithStore(newStore()), cache.WithClock(clk.Now), cache.StaleWhileRevalidate(time.Minute))
+				h := c.Wrap(up)
+				first := get(h, "/r")
+				expectCache(t, "first", first, "MISS")
+				clk.Advance(11 * time.Second)
+				up.set(tt.cc, tt.status)
+				if r := get(h, "/r"); r.xcache() != "STALE" || r.body != first.body {
+					t.Fatalf("stale: %+v", r)
+				}
+				_ = c.Close() // waits for the background refresh
+				if n := up.calls.Load(); n != 2 {
+					t.Fatalf("upstream calls after the refresh = %d, want 2", n)
+				}
+				for i := range 3 {
+					r := get(h, "/r")
+					expectCache(t, fmt.Sprintf("after the refresh, request %d", i), r, tt.after)
+					if tt.after == "STALE" && r.body != first.body {
+						t.Fatalf("stale body %q, want %q", r.body, first.body)
+					}
+				}
+			})
+		})
+	}
+}
+
+// With Vary, the refresh drops the variant it fetched, not the others.
+func TestRefreshUnstorableDropsItsVariant(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func() cache.Store) {
+		clk := newClock()
+		up := &switchable{cc: "max-age=10", status: http.StatusOK, vary: true}
+		c := newCache(t, cache.WithStore(newStore()), cache.WithClock(clk.Now), cache.StaleWhileRevalidate(time.Minute))
+		h := c.Wrap(up)
+		en, fr := header("Accept-Language", "en"), header("Accept-Language", "fr")
+		get(h, "/v", en)
+		frFirst := get(h, "/v", fr)
+		clk.Advance(11 * time.Second)
+		up.set("private, max-age=10", http.StatusOK)
+		expectCache(t, "en stale", get(h, "/v", en), "STALE")
+		_ = c.Close()
+		expectCache(t, "en after", get(h, "/v", en), "MISS")
+		if r := get(h, "/v", fr); r.xcache() != "STALE" || r.body != frFirst.body {
+			t.Fatalf("fr after: %+v", r)
+		}
+	})
+}
+
+// A foreground fetch of an entry kept for revalidation, answered by a 200 no-store, drops the
+// entry: the next request goes upstream without the old validators.
+func TestMissUnstorableDropsRevalidatableEntry(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func() cache.Store) {
+		clk := newClock()
+		up := newValidator(clk, `"v1"`)
+		h := newCache(t, cache.WithStore(newStore()), cache.WithClock(clk.Now)).Wrap(up)
+		get(h, "/m")
+		clk.Advance(11 * time.Second)
+		up.set(func(v *validator) { v.cc, v.etag[""], v.version = "no-store", `"v2"`, 2 })
+		if r := get(h, "/m"); r.xcache() != "MISS" || r.body != "version=2 user=" {
+			t.Fatalf("200 no-store: %+v", r)
+		}
+		expectConds(t, "fetch", up.conds(t, 2), "If-None-Match", `"v1"`)
+		expectCache(t, "after", get(h, "/m"), "MISS")
+		expectConds(t, "after", up.conds(t, 3))
+	})
+}
