@@ -1155,3 +1155,61 @@ func TestLeaderTrailers(t *testing.T) {
 		})
 	}
 }
+
+// The initial age is the larger of the upstream's Age and the apparent age from its Date (RFC 9111
+// §4.2.3), and the freshness lifetime counts from it. A Date in the future never makes the age
+// negative; an invalid Date leaves the Age header alone.
+func TestApparentAgeFromDate(t *testing.T) {
+	base := newClock().Now()
+	tests := []struct {
+		name      string
+		kv        []string
+		age       string        // Age of the first hit, at the time of the fetch
+		freshLeft time.Duration // how long the entry is served as HIT
+	}{
+		{"date 30 s ago", []string{"Date", base.Add(-30 * time.Second).Format(http.TimeFormat)}, "30", 30 * time.Second},
+		{"date in the future", []string{"Date", base.Add(time.Hour).Format(http.TimeFormat)}, "0", time.Minute},
+		{"invalid date, Age", []string{"Date", "yesterday", "Age", "5"}, "5", 55 * time.Second},
+		{"no date, Age", []string{"Age", "5"}, "5", 55 * time.Second},
+		{"Age above apparent age", []string{"Date", base.Add(-10 * time.Second).Format(http.TimeFormat), "Age", "20"}, "20", 40 * time.Second},
+		{"apparent age above Age", []string{"Date", base.Add(-20 * time.Second).Format(http.TimeFormat), "Age", "10"}, "20", 40 * time.Second},
+		{"date far in the past", []string{"Date", "Mon, 01 Jan 1900 00:00:00 GMT"}, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			o := newOrigin(append([]string{"Cache-Control", "max-age=60"}, tt.kv...)...)
+			h := newCache(t, cache.WithClock(clk.Now)).Wrap(o)
+			get(h, "/a")
+			r := get(h, "/a")
+			if tt.freshLeft == 0 {
+				expectCache(t, "stale on arrival", r, "MISS")
+				return
+			}
+			if r.xcache() != "HIT" || r.h.Get("Age") != tt.age {
+				t.Fatalf("first hit: X-Cache %q Age %q, want HIT %s", r.xcache(), r.h.Get("Age"), tt.age)
+			}
+			clk.Advance(tt.freshLeft - time.Second)
+			expectCache(t, "1 s before expiry", get(h, "/a"), "HIT")
+			clk.Advance(time.Second)
+			expectCache(t, "at expiry", get(h, "/a"), "MISS")
+		})
+	}
+}
+
+// Expires is measured from Date and the lifetime from the apparent age, so an Expires response
+// whose Date is in the past expires at Expires, not Expires plus the delay.
+func TestApparentAgeWithExpires(t *testing.T) {
+	clk := newClock()
+	now := clk.Now()
+	o := newOrigin("Date", now.Add(-30*time.Second).Format(http.TimeFormat), "Expires", now.Add(30*time.Second).Format(http.TimeFormat))
+	h := newCache(t, cache.WithClock(clk.Now)).Wrap(o)
+	get(h, "/x")
+	if r := get(h, "/x"); r.xcache() != "HIT" || r.h.Get("Age") != "30" {
+		t.Fatalf("hit: %+v", r)
+	}
+	clk.Advance(29 * time.Second)
+	expectCache(t, "before Expires", get(h, "/x"), "HIT")
+	clk.Advance(time.Second)
+	expectCache(t, "at Expires", get(h, "/x"), "MISS")
+}

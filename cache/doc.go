@@ -36,8 +36,9 @@
 // Vary is respected: a Vary marker under the primary key lists the header names, and the response
 // is stored under a secondary key that adds the request's values of those headers.
 //
-// Hits carry the stored header, Age (seconds since the upstream generated the response, counting
-// its own Age) and X-Cache: HIT; other responses carry X-Cache: MISS, STALE, REVALIDATED or
+// Hits carry the stored header, Age (seconds since the upstream generated the response: its
+// initial age is the larger of its Age header and the time from its Date to its arrival, RFC 9111
+// §4.2.3; a Date in the future counts as 0) and X-Cache: HIT; other responses carry X-Cache: MISS, STALE, REVALIDATED or
 // BYPASS. A 200 entry answers If-None-Match, If-Modified-Since and Range requests itself
 // (http.ServeContent); such requests that miss go upstream unchanged, alone. With
 // StaleWhileRevalidate an expired entry is served (STALE) while one background request refreshes

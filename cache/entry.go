@@ -25,8 +25,9 @@ type Entry struct {
 	Body []byte
 	// Vary lists the canonical request header names the response varies on (sorted).
 	Vary []string
-	// Born is when the response was generated (the time it was received minus the upstream's Age).
-	// The Age header of a hit is now minus Born.
+	// Born is when the response was generated: the time it was received minus its corrected
+	// initial age (RFC 9111 §4.2.3: the larger of its Age header and the time since its Date). The
+	// Age header of a hit is now minus Born, and the freshness lifetime runs from Born.
 	Born time.Time
 	// FreshUntil is when the entry stops being fresh.
 	FreshUntil time.Time

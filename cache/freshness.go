@@ -40,10 +40,7 @@ func (c *Cache) newEntry(status int, h http.Header, body []byte, now time.Time, 
 	if !ok {
 		return nil, 0
 	}
-	born := now
-	if a, ok := h["Age"]; ok && len(a) > 0 {
-		born = now.Add(-time.Duration(parseDelta(strings.TrimSpace(a[0]))) * time.Second)
-	}
+	born := now.Add(-initialAge(h, now))
 	fresh := born.Add(lifetime)
 	stale := fresh
 	if c.cfg.swr > 0 && !cc.mustRevalidate {
@@ -68,6 +65,27 @@ func (c *Cache) newEntry(status int, h http.Header, body []byte, now time.Time, 
 	e := &Entry{Status: status, Header: storedHeader(h, cc, status, len(body)), Body: body, Vary: vary,
 		Born: born, FreshUntil: fresh, StaleUntil: stale}
 	return e.index(), retain.Sub(now)
+}
+
+// initialAge is the age of a response received at now with header h: RFC 9111 §4.2.3's
+// corrected_initial_age = max(apparent_age, corrected_age_value), where apparent_age = max(0,
+// now - Date) and corrected_age_value = Age + response_delay. response_delay is taken as 0: the
+// cache does not know when the upstream request was sent on its own clock (the clock is
+// injectable, the fetch's duration is measured in real time), and for an in-process upstream or a
+// nearby proxy it is the smallest part; the apparent age covers a slow hop that kept Date. A Date in
+// the future (clock skew) counts as 0, never as a negative age; a missing or invalid Date leaves
+// the Age header alone. The result is capped at 2^31 seconds, as Age values are (§1.2.2).
+func initialAge(h http.Header, now time.Time) time.Duration {
+	var age time.Duration
+	if a, ok := h["Age"]; ok && len(a) > 0 {
+		age = time.Duration(parseDelta(strings.TrimSpace(a[0]))) * time.Second
+	}
+	if ds, ok := h["Date"]; ok && len(ds) > 0 {
+		if date, err := http.ParseTime(ds[0]); err == nil {
+			age = max(age, min(now.Sub(date), maxDelta*time.Second))
+		}
+	}
+	return age
 }
 
 // hasValidator reports whether a response header has a validator a conditional request can use
