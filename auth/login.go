@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -28,7 +29,8 @@ import (
 
 // Login is OpenID Connect login at the gateway (a backend-for-frontend): the authorization code flow
 // with PKCE (S256), state and nonce, sessions in an encrypted cookie or a server-side store, access
-// token refresh shortly before expiry, and logout (RP-initiated when the provider supports it).
+// token refresh shortly before expiry, and logout (RP-initiated when the provider supports it;
+// OpenID Connect back-channel logout with WithBackChannelLogout).
 // Endpoints come from OIDC discovery; the ID token is verified with this package's JWT verifier.
 //
 // Mount its handlers and protect routes with Wrap (browsers are redirected to the login) or WrapAPI
@@ -37,6 +39,7 @@ import (
 //	mux.HandleFunc("GET /auth/login", l.ServeLogin)
 //	mux.HandleFunc("GET /auth/callback", l.ServeCallback)
 //	mux.HandleFunc("POST /auth/logout", l.ServeLogout)
+//	mux.HandleFunc("/auth/backchannel-logout", l.ServeBackChannelLogout) // with WithBackChannelLogout
 //	mux.Handle("/app/", l.Wrap(app))
 //	mux.Handle("/api/", l.WrapAPI(auth.ForwardSessionToken(api)))
 //
@@ -62,6 +65,7 @@ type Login struct {
 	store    SessionStore
 	storeTO  time.Duration
 	returns  returnURLs
+	bcl      *backChannel // nil unless WithBackChannelLogout
 
 	lifetime, refreshBefore, loginTTL time.Duration
 	loginPath, defaultReturn          string
@@ -132,6 +136,8 @@ type loginConfig struct {
 	defaultReturn   string
 	postLogoutURL   string
 	verifierOpts    []Option
+	backChannel     bool
+	backChannelRDB  redis.UniversalClient
 }
 
 func loginOpt(name string, f func(*loginConfig) error) LoginOption {
@@ -244,6 +250,12 @@ func NewLogin(issuer, clientID, redirectURL string, opts ...LoginOption) (*Login
 	if l.verifier, err = NewJWT(vopts...); err != nil {
 		l.closeHC()
 		return nil, fmt.Errorf("auth: NewLogin: ID token verifier: %w", err)
+	}
+	if lc.backChannel {
+		if l.bcl, err = newBackChannel(l, c, lc.backChannelRDB); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("auth: NewLogin: %w", err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.fetchTimeout)
 	defer cancel()
@@ -707,7 +719,11 @@ func (l *Login) ServeCallback(w http.ResponseWriter, r *http.Request) {
 			cancel()
 		}
 	}
-	if err := l.save(r.Context(), w, r, s); err != nil {
+	err = l.indexSession(r.Context(), s)
+	if err == nil {
+		err = l.save(r.Context(), w, r, s)
+	}
+	if err != nil {
 		l.logLimited(slog.LevelError, "auth: login: cannot save the session", "error", err)
 		status := http.StatusInternalServerError
 		if errors.Is(err, ErrUnavailable) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -46,6 +47,8 @@ type testOP struct {
 	grants map[string]int
 	// tokenDown makes the token endpoint answer 503 (a provider outage).
 	tokenDown atomic.Bool
+	// sid, when set, is the "sid" claim of the ID tokens issued from now on.
+	sid atomic.Pointer[string]
 }
 
 func (o *testOP) grantCount(grant string) int {
@@ -78,7 +81,7 @@ func startOP(t testing.TB, redirectURI string, now func() time.Time) *testOP {
 		GrantTypeRefreshToken:    true,
 		SupportedUILocales:       []language.Tag{language.English},
 	}
-	provider, err := op.NewProvider(cfg, &clockedStorage{Storage: o.storage, now: now}, op.StaticIssuer(o.issuer), op.WithAllowInsecure())
+	provider, err := op.NewProvider(cfg, &clockedStorage{Storage: o.storage, now: now, sid: &o.sid}, op.StaticIssuer(o.issuer), op.WithAllowInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +124,18 @@ func startOP(t testing.TB, redirectURI string, now func() time.Time) *testOP {
 type clockedStorage struct {
 	*storage.Storage
 	now func() time.Time
+	sid *atomic.Pointer[string]
+}
+
+// SetUserinfoFromRequest adds the test's provider session ID ("sid") to the ID token.
+func (s *clockedStorage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	if err := s.Storage.SetUserinfoFromRequest(ctx, ui, req, scopes); err != nil {
+		return err
+	}
+	if sid := s.sid.Load(); sid != nil {
+		ui.AppendClaims("sid", *sid)
+	}
+	return nil
 }
 
 func (s *clockedStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
@@ -196,6 +211,7 @@ func startGateway(t testing.TB, opts ...auth.LoginOption) *gateway {
 	mux.HandleFunc("GET /auth/login", func(w http.ResponseWriter, r *http.Request) { l().ServeLogin(w, r) })
 	mux.HandleFunc("GET /auth/callback", func(w http.ResponseWriter, r *http.Request) { l().ServeCallback(w, r) })
 	mux.HandleFunc("POST /auth/logout", func(w http.ResponseWriter, r *http.Request) { l().ServeLogout(w, r) })
+	mux.HandleFunc("/auth/backchannel-logout", func(w http.ResponseWriter, r *http.Request) { l().ServeBackChannelLogout(w, r) })
 	mux.Handle("/app/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { l().Wrap(app).ServeHTTP(w, r) }))
 	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { l().WrapAPI(api).ServeHTTP(w, r) }))
 	return g

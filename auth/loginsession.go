@@ -290,6 +290,9 @@ func (l *Login) end(ctx context.Context, id string) {
 // ErrNoCredentials.
 func (l *Login) Authenticate(r *http.Request) (*gatewaykit.Identity, error) {
 	s, err := l.load(r)
+	if err == nil {
+		err = l.checkRevoked(r.Context(), s)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -325,6 +328,9 @@ func (l *Login) wrap(next http.Handler, api bool) http.Handler {
 		ctx := r.Context()
 		s, err := l.load(r)
 		changed := false
+		if err == nil {
+			err = l.checkRevoked(ctx, s)
+		}
 		if err == nil {
 			s, changed, err = l.fresh(ctx, s)
 		}

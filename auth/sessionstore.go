@@ -26,7 +26,7 @@ type SessionStore interface {
 	Delete(ctx context.Context, id string) error
 }
 
-// MemorySessionStore returns an in-process SessionStore: a map guarded by a mutex whose expired
+// MemorySessionStore returns an in-process SessionStore (and SessionIndexer): a map guarded by a mutex whose expired
 // records are dropped when read and swept every 1024 writes. Sessions are lost on restart and not
 // shared between gateway instances; use RedisSessionStore for that. now is the clock (nil means
 // time.Now). It owns no goroutine.
@@ -34,7 +34,7 @@ func MemorySessionStore(now func() time.Time) SessionStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &memorySessions{now: now, m: make(map[string]memorySession)}
+	return &memorySessions{now: now, m: make(map[string]memorySession), idx: make(map[string]map[string]time.Time)}
 }
 
 type memorySession struct {
@@ -46,6 +46,7 @@ type memorySessions struct {
 	now    func() time.Time
 	mu     sync.Mutex
 	m      map[string]memorySession
+	idx    map[string]map[string]time.Time // SessionIndexer key -> session ID -> listed until
 	writes int
 }
 
@@ -77,6 +78,16 @@ func (s *memorySessions) Set(_ context.Context, id string, data []byte, ttl time
 				delete(s.m, k)
 			}
 		}
+		for k, ids := range s.idx {
+			for id, exp := range ids {
+				if !now.Before(exp) {
+					delete(ids, id)
+				}
+			}
+			if len(ids) == 0 {
+				delete(s.idx, k)
+			}
+		}
 	}
 	return nil
 }
@@ -88,6 +99,36 @@ func (s *memorySessions) Delete(_ context.Context, id string) error {
 	return nil
 }
 
+// AddToIndex implements SessionIndexer.
+func (s *memorySessions) AddToIndex(_ context.Context, key, id string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return errors.New("auth: session store: ttl must be positive")
+	}
+	exp := s.now().Add(ttl)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := s.idx[key]
+	if ids == nil {
+		ids = make(map[string]time.Time)
+		s.idx[key] = ids
+	}
+	ids[id] = exp
+	return nil
+}
+
+// DeleteIndexed implements SessionIndexer.
+func (s *memorySessions) DeleteIndexed(_ context.Context, key string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id := range s.idx[key] {
+		delete(s.m, id)
+		out = append(out, id)
+	}
+	delete(s.idx, key)
+	return out, nil
+}
+
 // RedisSessionKeyPrefix prefixes the Redis keys of RedisSessionStore: one string key per session,
 // "gatewaykit:session:{<id>}" (the hash tag keeps Redis Cluster slot routing per session).
 const RedisSessionKeyPrefix = "gatewaykit:session:"
@@ -95,7 +136,9 @@ const RedisSessionKeyPrefix = "gatewaykit:session:"
 // RedisSessionStore returns a SessionStore in Redis (any go-redis UniversalClient: single node,
 // Sentinel or Cluster), shared by every gateway instance. Each session is one string key with a
 // Redis expiry (SET PX), so expired sessions disappear by themselves; logout is a DEL, visible to
-// every instance at once. Safe for concurrent use.
+// every instance at once. It is a SessionIndexer too: each index key is a Redis set
+// RedisSessionIndexKeyPrefix+"{<key>}" of session IDs, expiring with the newest session listed.
+// Safe for concurrent use.
 func RedisSessionStore(rdb redis.UniversalClient) SessionStore {
 	return redisSessions{rdb: rdb}
 }
@@ -103,6 +146,12 @@ func RedisSessionStore(rdb redis.UniversalClient) SessionStore {
 type redisSessions struct {
 	rdb redis.UniversalClient
 }
+
+// RedisSessionIndexKeyPrefix prefixes the Redis sets of RedisSessionStore's SessionIndexer: the
+// session IDs of one provider session or subject, for back-channel logout.
+const RedisSessionIndexKeyPrefix = "gatewaykit:session-index:"
+
+func redisSessionIndexKey(key string) string { return RedisSessionIndexKeyPrefix + "{" + key + "}" }
 
 func redisSessionKey(id string) string { return RedisSessionKeyPrefix + "{" + id + "}" }
 
@@ -123,4 +172,39 @@ func (s redisSessions) Set(ctx context.Context, id string, data []byte, ttl time
 
 func (s redisSessions) Delete(ctx context.Context, id string) error {
 	return s.rdb.Del(ctx, redisSessionKey(id)).Err()
+}
+
+// AddToIndex implements SessionIndexer: SADD, then PEXPIRE to ttl unless the set already lives
+// longer (sessions of one Login all last the session lifetime, so the newest decides).
+func (s redisSessions) AddToIndex(ctx context.Context, key, id string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return errors.New("auth: session store: ttl must be positive")
+	}
+	const script = `redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1`
+	return s.rdb.Eval(ctx, script, []string{redisSessionIndexKey(key)}, id, ttl.Milliseconds()).Err()
+}
+
+// DeleteIndexed implements SessionIndexer: it reads and deletes the set, then deletes each
+// session (one DEL per session: they live in different cluster slots).
+func (s redisSessions) DeleteIndexed(ctx context.Context, key string) ([]string, error) {
+	ik := redisSessionIndexKey(key)
+	var members *redis.StringSliceCmd
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		members = p.SMembers(ctx, ik)
+		p.Del(ctx, ik)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	ids := members.Val()
+	for _, id := range ids {
+		if err := s.rdb.Del(ctx, redisSessionKey(id)).Err(); err != nil {
+			// Put the set back so that a retried logout finds the sessions still to delete.
+			_ = s.rdb.SAdd(ctx, ik, ids).Err()
+			return nil, err
+		}
+	}
+	return ids, nil
 }
