@@ -166,9 +166,9 @@ func (l *Login) verifyLogoutToken(ctx context.Context, raw string) (*logoutClaim
 
 // ServeBackChannelLogout is the back-channel logout endpoint (OpenID Connect Back-Channel Logout
 // 1.0) that the provider calls with POST application/x-www-form-urlencoded logout_token=<JWT>.
-// Mount it (without a method in the pattern: other methods get the spec's 400) at the URL registered
-// at the provider (it needs no cookie, so exempt it from
-// CSRF protection); it requires WithBackChannelLogout (404 otherwise).
+// Mount it without a method in the pattern (other methods get the spec's 400) at the URL
+// registered at the provider; it needs no cookie, so exempt it from CSRF protection. It requires
+// WithBackChannelLogout (404 otherwise).
 //
 // The logout token is verified with the provider's keys (those of the ID tokens) and must have
 // "typ" absent or "logout+jwt" (an ID or access token is refused), iss = the issuer, aud
