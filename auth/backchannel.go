@@ -54,6 +54,7 @@ type backChannel struct {
 	// (cookie sessions, or a store that is not a SessionIndexer) rather than deleted from the store.
 	revocations bool
 	maxAge      time.Duration
+	leeway      time.Duration // the parser's clock skew allowance on exp and iat
 }
 
 func newBackChannel(l *Login, c *config, rdb redis.UniversalClient) (*backChannel, error) {
@@ -71,6 +72,7 @@ func newBackChannel(l *Login, c *config, rdb redis.UniversalClient) (*backChanne
 			jwtlib.WithIssuer(l.issuer), jwtlib.WithAudience(l.clientID)),
 		keys:   &JWT{typ: tc.types, hmac: l.verifier.hmac, static: l.verifier.static, remote: l.verifier.remote},
 		maxAge: DefaultLogoutTokenMaxAge,
+		leeway: c.leeway,
 	}
 	if rdb != nil {
 		b.log = redisLogoutLog{rdb: rdb}
@@ -150,7 +152,9 @@ func (l *Login) verifyLogoutToken(ctx context.Context, raw string) (*logoutClaim
 	issued := time.Unix(int64(iat), 0)
 	lc.until = issued.Add(b.maxAge)
 	if exp, present := claims["exp"].(float64); present {
-		lc.until = time.Unix(int64(exp), 0)
+		// The parser accepts the token until exp plus the leeway: its jti must be remembered as
+		// long, or the token could be replayed in that window.
+		lc.until = time.Unix(int64(exp), 0).Add(b.leeway)
 	} else if now.Sub(issued) > b.maxAge {
 		return nil, fmt.Errorf("%w: a logout token without exp is too old", errLogoutToken)
 	}
