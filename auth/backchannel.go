@@ -184,7 +184,8 @@ func (l *Login) verifyLogoutToken(ctx context.Context, raw string) (*logoutClaim
 // the records are deleted; otherwise, and for cookie sessions, a revocation record makes the
 // gateway refuse (and clear) any such session created before now on its next request, which then
 // gets the login redirect or 401 like any ended session. The answer is 200 with Cache-Control:
-// no-store; a bad request or token 400 problem+json; a failing store 503.
+// no-store; a bad request or token 400 problem+json; a failing store 503 (the token's jti is not
+// consumed then: the provider may send the same token again).
 func (l *Login) ServeBackChannelLogout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if l.bcl == nil {
@@ -256,6 +257,13 @@ func (l *Login) ServeBackChannelLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
+		// The logout did not happen: forget the jti so that the provider's retry of this token
+		// is not refused as a replay.
+		fctx, fcancel := context.WithTimeout(context.WithoutCancel(r.Context()), l.storeTO)
+		if ferr := l.bcl.log.forget(fctx, logoutKey("jti", l.issuer, lc.jti)); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		fcancel()
 		l.logLimited(slog.LevelWarn, "auth: back-channel logout: store failed", "error", err)
 		l.onError(w, r, gatewaykit.NewProblem(http.StatusServiceUnavailable, "logout store unavailable").WithRetryAfter(5*time.Second))
 		return
@@ -339,6 +347,8 @@ type SessionIndexer interface {
 type logoutLog interface {
 	// firstUse records key for ttl and reports whether it was new.
 	firstUse(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// forget removes key recorded by firstUse (the logout it guarded failed).
+	forget(ctx context.Context, key string) error
 	// revoke records that key was logged out at at, kept for ttl.
 	revoke(ctx context.Context, key string, at time.Time, ttl time.Duration) error
 	// revokedAt returns the latest logout time recorded for any of keys.
@@ -393,6 +403,13 @@ func (s *memoryLogoutLog) firstUse(_ context.Context, key string, ttl time.Durat
 	return s.put(key, logoutRecord{exp: s.now().Add(max(ttl, time.Second))}, false)
 }
 
+func (s *memoryLogoutLog) forget(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, key)
+	return nil
+}
+
 func (s *memoryLogoutLog) revoke(_ context.Context, key string, at time.Time, ttl time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -425,6 +442,10 @@ func redisLogoutKey(key string) string { return RedisLogoutKeyPrefix + "{" + key
 
 func (s redisLogoutLog) firstUse(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	return s.rdb.SetNX(ctx, redisLogoutKey(key), 1, max(ttl, time.Second)).Result()
+}
+
+func (s redisLogoutLog) forget(ctx context.Context, key string) error {
+	return s.rdb.Del(ctx, redisLogoutKey(key)).Err()
 }
 
 func (s redisLogoutLog) revoke(ctx context.Context, key string, at time.Time, ttl time.Duration) error {

@@ -1,7 +1,10 @@
 package auth_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,5 +25,39 @@ func TestBackChannelLogoutReplayWithinLeeway(t *testing.T) {
 	g.clock.Advance(5 * time.Second)
 	if status, _, body := g.postLogout(t, tok); status != http.StatusBadRequest {
 		t.Fatalf("replay within leeway: %d %q", status, body)
+	}
+}
+
+// flakyIndexStore is a memory store whose first DeleteIndexed fails, as a store outage would.
+type flakyIndexStore struct {
+	auth.SessionStore
+	failed atomic.Bool
+}
+
+func (s *flakyIndexStore) AddToIndex(ctx context.Context, key, id string, ttl time.Duration) error {
+	return s.SessionStore.(auth.SessionIndexer).AddToIndex(ctx, key, id, ttl)
+}
+
+func (s *flakyIndexStore) DeleteIndexed(ctx context.Context, key string) ([]string, error) {
+	if s.failed.CompareAndSwap(false, true) {
+		return nil, errors.New("store down")
+	}
+	return s.SessionStore.(auth.SessionIndexer).DeleteIndexed(ctx, key)
+}
+
+// A logout that fails on the store (503) must be retryable with the same token (the provider
+// retries the delivery): the jti is not consumed by a logout that did not happen.
+func TestBackChannelLogoutRetryAfterStoreFailure(t *testing.T) {
+	g := startGateway(t, auth.WithBackChannelLogout(nil), auth.WithSessionStore(&flakyIndexStore{SessionStore: auth.MemorySessionStore(nil)}, 0))
+	c := g.loginAs(t, "op-session-a")
+	tok := g.logoutToken(t, "op-session-a", nil, nil, nil)
+	if status, _, body := g.postLogout(t, tok); status != http.StatusServiceUnavailable {
+		t.Fatalf("logout with the store down: %d %q", status, body)
+	}
+	if status, _, body := g.postLogout(t, tok); status != http.StatusOK {
+		t.Fatalf("retried logout: %d %q", status, body)
+	}
+	if s := apiStatus(t, g, c); s != http.StatusUnauthorized {
+		t.Fatalf("session after the retried logout: %d", s)
 	}
 }
