@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gatewaykit/gatewaykit/auth"
+	"github.com/gatewaykit/gatewaykit/internal/redistest"
 )
 
 // A logout token accepted within the exp leeway must stay refused as a replay for as long as it
@@ -59,5 +62,36 @@ func TestBackChannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	}
 	if s := apiStatus(t, g, c); s != http.StatusUnauthorized {
 		t.Fatalf("session after the retried logout: %d", s)
+	}
+}
+
+// When RedisSessionStore's DeleteIndexed fails half-way it puts the index set back for a retry;
+// the restored set must keep an expiry, not live forever.
+func TestRedisDeleteIndexedFailureKeepsTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := srv.Client()
+	ctx := context.Background()
+	idx := auth.RedisSessionStore(admin).(auth.SessionIndexer)
+	if err := idx.AddToIndex(ctx, "sid:k", "s1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// A user that may touch the index sets but only read the sessions: deleting a session fails.
+	if err := admin.Do(ctx, "ACL", "SETUSER", "idx", "on", ">pw", "~"+auth.RedisSessionIndexKeyPrefix+"*",
+		"%R~"+auth.RedisSessionKeyPrefix+"*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	opts := *admin.Options()
+	opts.Username, opts.Password = "idx", "pw"
+	limited := redis.NewClient(&opts)
+	t.Cleanup(func() { _ = limited.Close() })
+	if _, err := auth.RedisSessionStore(limited).(auth.SessionIndexer).DeleteIndexed(ctx, "sid:k"); err == nil {
+		t.Fatal("DeleteIndexed succeeded without the right to delete sessions")
+	}
+	key := auth.RedisSessionIndexKeyPrefix + "{sid:k}"
+	if n, err := admin.SMembers(ctx, key).Result(); err != nil || len(n) != 1 {
+		t.Fatalf("restored index: %v %v", n, err)
+	}
+	if ttl, err := admin.PTTL(ctx, key).Result(); err != nil || ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("restored index TTL: %v %v", ttl, err)
 	}
 }

@@ -180,19 +180,24 @@ func (s redisSessions) AddToIndex(ctx context.Context, key, id string, ttl time.
 	if ttl <= 0 {
 		return errors.New("auth: session store: ttl must be positive")
 	}
-	const script = `redis.call('SADD', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 1`
-	return s.rdb.Eval(ctx, script, []string{redisSessionIndexKey(key)}, id, ttl.Milliseconds()).Err()
+	return s.rdb.Eval(ctx, redisIndexAddScript, []string{redisSessionIndexKey(key)}, ttl.Milliseconds(), id).Err()
 }
+
+// redisIndexAddScript adds ARGV[2..] to the set KEYS[1] and extends its expiry to ARGV[1] ms
+// unless it already lives longer.
+const redisIndexAddScript = `redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1`
 
 // DeleteIndexed implements SessionIndexer: it reads and deletes the set, then deletes each
 // session (one DEL per session: they live in different cluster slots).
 func (s redisSessions) DeleteIndexed(ctx context.Context, key string) ([]string, error) {
 	ik := redisSessionIndexKey(key)
 	var members *redis.StringSliceCmd
+	var pttl *redis.DurationCmd
 	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		members = p.SMembers(ctx, ik)
+		pttl = p.PTTL(ctx, ik)
 		p.Del(ctx, ik)
 		return nil
 	}); err != nil {
@@ -201,8 +206,19 @@ func (s redisSessions) DeleteIndexed(ctx context.Context, key string) ([]string,
 	ids := members.Val()
 	for _, id := range ids {
 		if err := s.rdb.Del(ctx, redisSessionKey(id)).Err(); err != nil {
-			// Put the set back so that a retried logout finds the sessions still to delete.
-			_ = s.rdb.SAdd(ctx, ik, ids).Err()
+			// Put the set back, with its expiry, so that a retried logout finds the sessions
+			// still to delete.
+			if ttl := pttl.Val(); ttl > 0 {
+				args := make([]any, 0, len(ids)+1)
+				args = append(args, ttl.Milliseconds())
+				for _, id := range ids {
+					args = append(args, id)
+				}
+				// Not ctx alone: a DEL that failed by running out of time must still be undone.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				_ = s.rdb.Eval(rctx, redisIndexAddScript, []string{ik}, args...).Err()
+				cancel()
+			}
 			return nil, err
 		}
 	}
