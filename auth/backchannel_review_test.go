@@ -95,3 +95,21 @@ func TestRedisDeleteIndexedFailureKeepsTTL(t *testing.T) {
 		t.Fatalf("restored index TTL: %v %v", ttl, err)
 	}
 }
+
+// A provider need not repeat "sid" in the ID token of a refresh: the session must still end when
+// its provider session is logged out (cookie sessions, refused by revocation records).
+func TestBackChannelLogoutAfterRefreshWithoutSid(t *testing.T) {
+	g := startGateway(t, auth.WithBackChannelLogout(nil))
+	c := g.loginAs(t, "op-session-a")
+	g.op.sid.Store(nil) // refreshed ID tokens carry no sid
+	g.clock.Advance(4*time.Minute + 30*time.Second)
+	if s := apiStatus(t, g, c); s != http.StatusOK {
+		t.Fatalf("refresh: %d", s)
+	}
+	if status, _, body := g.postLogout(t, g.logoutToken(t, "op-session-a", nil, nil, nil)); status != http.StatusOK {
+		t.Fatalf("logout: %d %q", status, body)
+	}
+	if s := apiStatus(t, g, c); s != http.StatusUnauthorized {
+		t.Fatalf("refreshed session after its provider session's logout: %d", s)
+	}
+}

@@ -251,6 +251,13 @@ func (l *Login) refresh(ctx context.Context, s *session) (*session, error) {
 		return nil, fmt.Errorf("%w: refreshed ID token: %w", ErrSessionExpired, err)
 	}
 	if claims != nil {
+		// The provider session is the login's: a refreshed ID token without "sid" (the provider
+		// need not repeat it) keeps the login's, or a back-channel logout by sid would miss it.
+		if sid, ok := base.Claims["sid"]; ok {
+			if _, has := claims["sid"]; !has {
+				claims["sid"] = sid
+			}
+		}
 		ns.Claims = claims
 		if ns.identity, err = l.claims.identity(claims, "session"); err != nil {
 			return nil, ErrSessionInvalid
