@@ -316,9 +316,16 @@ func (l *Login) checkRevoked(ctx context.Context, s *session) error {
 	if rr, ok := l.recent.get(s.ID); ok && rr.ended {
 		return ErrSessionExpired
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.storeTO)
-	defer cancel()
-	at, found, err := l.bcl.log.revokedAt(ctx, l.sessionLogoutKeys(s.Claims))
+	keys := s.logoutKeys
+	if keys == nil {
+		keys = l.sessionLogoutKeys(s.Claims)
+	}
+	if _, local := l.bcl.log.(*memoryLogoutLog); !local {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.storeTO)
+		defer cancel()
+	}
+	at, found, err := l.bcl.log.revokedAt(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("%w: logout records: %w", ErrUnavailable, err)
 	}
@@ -460,8 +467,18 @@ return 1`
 func (s redisLogoutLog) revokedAt(ctx context.Context, keys []string) (time.Time, bool, error) {
 	var latest time.Time
 	found := false
-	for _, k := range keys { // one GET per key: the keys live in different cluster slots
-		v, err := s.rdb.Get(ctx, redisLogoutKey(k)).Result()
+	// One GET per key (they live in different cluster slots), pipelined: one round trip.
+	cmds := make([]*redis.StringCmd, len(keys))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, redisLogoutKey(k))
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return time.Time{}, false, err
+	}
+	for i, k := range keys {
+		v, err := cmds[i].Result()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gatewaykit/gatewaykit/auth"
+	"github.com/gatewaykit/gatewaykit/internal/redistest"
 )
 
 // BenchmarkSessionRequest measures a request through Login.Wrap with a valid session cookie (the
@@ -31,11 +32,18 @@ func BenchmarkSessionRequest(b *testing.B) {
 		j, tok := benchJWT(b, "RS256")
 		run(b, j.Wrap(ok), reqWith(bearer(tok)))
 	})
-	for _, mode := range []string{"cookie", "memory-store"} {
+	// cookie-bcl and cookie-bcl-redis: cookie sessions with back-channel logout, so each request
+	// also looks up the revocation records of its sid and sub (in memory; in a local Redis).
+	for _, mode := range []string{"cookie", "cookie-bcl", "cookie-bcl-redis", "memory-store"} {
 		b.Run("session-"+mode, func(b *testing.B) {
 			var opts []auth.LoginOption
-			if mode == "memory-store" {
+			switch mode {
+			case "memory-store":
 				opts = append(opts, auth.WithSessionStore(auth.MemorySessionStore(nil), 0))
+			case "cookie-bcl":
+				opts = append(opts, auth.WithBackChannelLogout(nil))
+			case "cookie-bcl-redis":
+				opts = append(opts, auth.WithBackChannelLogout(redistest.Start(b).Client()))
 			}
 			g := startGateway(b, opts...)
 			c := g.browser(b)

@@ -86,6 +86,9 @@ func (l *Login) decode(sealed string, ad []byte) (*session, error) {
 	if s.identity, err = l.claims.identity(s.Claims, "session"); err != nil {
 		return nil, ErrSessionInvalid
 	}
+	if l.bcl != nil {
+		s.logoutKeys = l.sessionLogoutKeys(s.Claims)
+	}
 	if len(sealed) <= maxCachedSealed {
 		l.decoded.put(sealed, s)
 	}
@@ -261,6 +264,9 @@ func (l *Login) refresh(ctx context.Context, s *session) (*session, error) {
 		ns.Claims = claims
 		if ns.identity, err = l.claims.identity(claims, "session"); err != nil {
 			return nil, ErrSessionInvalid
+		}
+		if l.bcl != nil {
+			ns.logoutKeys = l.sessionLogoutKeys(claims)
 		}
 	}
 	if l.store != nil {

@@ -136,6 +136,9 @@ type session struct {
 	ExpiresAt    time.Time      `json:"end"` // absolute end of the session
 
 	identity *gatewaykit.Identity // derived from Claims, not serialized
+	// logoutKeys are the back-channel logout keys of Claims (sessionLogoutKeys), derived like
+	// identity before the session is shared; nil when back-channel logout is off.
+	logoutKeys []string
 }
 
 // sessionHeaderSize is the fixed prefix of a sealed session plaintext: the session ID (16 bytes)
