@@ -113,3 +113,18 @@ func TestBackChannelLogoutAfterRefreshWithoutSid(t *testing.T) {
 		t.Fatalf("refreshed session after its provider session's logout: %d", s)
 	}
 }
+
+// With revocation records in Redis, a request whose records cannot be read fails closed (503),
+// never passing as a valid session.
+func TestBackChannelLogoutRecordsUnavailableFailClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	g := startGateway(t, auth.WithBackChannelLogout(srv.Client()))
+	c := g.loginAs(t, "op-session-a")
+	if s := apiStatus(t, g, c); s != http.StatusOK {
+		t.Fatalf("before: %d", s)
+	}
+	srv.Kill()
+	if s := apiStatus(t, g, c); s != http.StatusServiceUnavailable {
+		t.Fatalf("records unavailable: %d", s)
+	}
+}
