@@ -23,8 +23,8 @@ import (
 // (OpenID Connect Back-Channel Logout 1.0, section 2.4).
 const backChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
 
-// DefaultLogoutTokenMaxAge is how old (by its iat) a logout token may be when it has no exp, and
-// how long a logout token's jti is remembered at most (WithBackChannelLogout).
+// DefaultLogoutTokenMaxAge is how old (by its iat) a logout token may be, whatever its exp, and
+// how long after its iat a logout token's jti is remembered at most (WithBackChannelLogout).
 const DefaultLogoutTokenMaxAge = 10 * time.Minute
 
 // maxLogoutRecords bounds the in-memory revocation records and remembered jti values; when full
@@ -94,8 +94,8 @@ type logoutClaims struct {
 }
 
 // verifyLogoutToken validates a logout token (section 2.6): signature with the provider's keys,
-// typ absent or logout+jwt, iss, aud, iat (present, not in the future), exp when present (a
-// token without exp must be at most maxAge old), events with the back-channel logout member,
+// typ absent or logout+jwt, iss, aud, iat (present, not in the future, at most maxAge old), exp
+// when present, events with the back-channel logout member,
 // sid or sub, jti, no nonce.
 func (l *Login) verifyLogoutToken(ctx context.Context, raw string) (*logoutClaims, error) {
 	b := l.bcl
@@ -150,20 +150,19 @@ func (l *Login) verifyLogoutToken(ctx context.Context, raw string) (*logoutClaim
 	}
 	now := l.now()
 	issued := time.Unix(int64(iat), 0)
+	// The replay set keeps a jti at most maxAge after iat, so any token older than that is
+	// refused, whatever its exp: a decision that depended on exp and the time of arrival let a
+	// token living longer than the window be accepted again once its jti was forgotten.
+	if now.Sub(issued) > b.maxAge {
+		return nil, fmt.Errorf("%w: logout token too old", errLogoutToken)
+	}
 	lc.until = issued.Add(b.maxAge)
 	if exp, present := claims["exp"].(float64); present {
 		// The parser accepts the token until exp plus the leeway: its jti must be remembered as
-		// long, or the token could be replayed in that window.
-		lc.until = time.Unix(int64(exp), 0).Add(b.leeway)
-	} else if now.Sub(issued) > b.maxAge {
-		return nil, fmt.Errorf("%w: a logout token without exp is too old", errLogoutToken)
-	}
-	if lc.until.After(now.Add(b.maxAge)) {
-		// The replay set keeps a jti at most maxAge: a token valid longer is refused when older.
-		if now.Sub(issued) > b.maxAge {
-			return nil, fmt.Errorf("%w: logout token too old", errLogoutToken)
+		// long (when that is sooner than iat + maxAge).
+		if deadline := time.Unix(int64(exp), 0).Add(b.leeway); deadline.Before(lc.until) {
+			lc.until = deadline
 		}
-		lc.until = issued.Add(b.maxAge)
 	}
 	return lc, nil
 }
@@ -176,10 +175,10 @@ func (l *Login) verifyLogoutToken(ctx context.Context, raw string) (*logoutClaim
 //
 // The logout token is verified with the provider's keys (those of the ID tokens) and must have
 // "typ" absent or "logout+jwt" (an ID or access token is refused), iss = the issuer, aud
-// containing the client ID, iat (not in the future; at most DefaultLogoutTokenMaxAge old when it
-// has no exp), exp if present, "events" holding the back-channel logout member (an object), sid
-// or sub, jti, and no nonce. Each jti is accepted once (remembered until exp, at most
-// DefaultLogoutTokenMaxAge). Then every session of that provider session (sid; sub when the token
+// containing the client ID, iat (not in the future; at most DefaultLogoutTokenMaxAge old, even
+// when exp allows longer), exp if present, "events" holding the back-channel logout member (an
+// object), sid or sub, jti, and no nonce. Each jti is accepted once (remembered until exp plus
+// the leeway, at most DefaultLogoutTokenMaxAge after iat). Then every session of that provider session (sid; sub when the token
 // has no sid) ends: with a store that is a SessionIndexer (MemorySessionStore, RedisSessionStore)
 // the records are deleted; otherwise, and for cookie sessions, a revocation record makes the
 // gateway refuse (and clear) any such session created before now on its next request, which then

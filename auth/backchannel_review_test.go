@@ -128,3 +128,21 @@ func TestBackChannelLogoutRecordsUnavailableFailClosed(t *testing.T) {
 		t.Fatalf("records unavailable: %d", s)
 	}
 }
+
+// A token living longer than the replay window (exp beyond iat + DefaultLogoutTokenMaxAge) has
+// its jti remembered only until iat + DefaultLogoutTokenMaxAge: it must not be accepted again
+// after that, while its exp still allows it.
+func TestBackChannelLogoutLongLivedTokenReplay(t *testing.T) {
+	g := startGateway(t, auth.WithBackChannelLogout(nil))
+	now := g.clock.Now()
+	tok := g.logoutToken(t, "op-session-x", nil, map[string]any{
+		"iat": now.Unix(), "exp": now.Add(auth.DefaultLogoutTokenMaxAge + 20*time.Second).Unix(),
+	}, nil)
+	if status, _, body := g.postLogout(t, tok); status != http.StatusOK {
+		t.Fatalf("first use: %d %q", status, body)
+	}
+	g.clock.Advance(auth.DefaultLogoutTokenMaxAge + 5*time.Second)
+	if status, _, body := g.postLogout(t, tok); status != http.StatusBadRequest {
+		t.Fatalf("replay after the jti window, before exp: %d %q", status, body)
+	}
+}
