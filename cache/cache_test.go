@@ -476,20 +476,7 @@ func TestSingleflight100ConcurrentMisses(t *testing.T) {
 	h := c.Wrap(b)
 
 	const n = 100
-	var wg sync.WaitGroup
-	var started atomic.Int64
-	results := make([]resp, n)
-	for i := range n {
-		wg.Go(func() {
-			started.Add(1)
-			results[i] = get(h, "/hot")
-		})
-	}
-	<-b.entered // the leader is upstream
-	waitFor(t, func() bool { return started.Load() == n })
-	time.Sleep(50 * time.Millisecond) // let the others reach the flight (more would only make it stricter)
-	close(b.release)
-	wg.Wait()
+	results := burst(t, h, "/hot", n, b.entered, b.release)
 	if got := b.calls.Load(); got != 1 {
 		t.Fatalf("upstream calls = %d, want 1", got)
 	}
@@ -1212,4 +1199,26 @@ func TestApparentAgeWithExpires(t *testing.T) {
 	expectCache(t, "before Expires", get(h, "/x"), "HIT")
 	clk.Advance(time.Second)
 	expectCache(t, "at Expires", get(h, "/x"), "MISS")
+}
+
+// burst sends n concurrent GETs for path to h while the origin holds its first request: it waits
+// for the leader to be upstream (entered) and for every request to start, lets the others reach
+// the flight, then releases the origin and returns the n responses.
+func burst(t *testing.T, h http.Handler, path string, n int, entered <-chan struct{}, release chan struct{}) []resp {
+	t.Helper()
+	var wg sync.WaitGroup
+	var started atomic.Int64
+	results := make([]resp, n)
+	for i := range n {
+		wg.Go(func() {
+			started.Add(1)
+			results[i] = get(h, path)
+		})
+	}
+	<-entered // the leader is upstream
+	waitFor(t, func() bool { return started.Load() == int64(n) })
+	time.Sleep(50 * time.Millisecond) // let the others reach the flight (more would only make it stricter)
+	close(release)
+	wg.Wait()
+	return results
 }

@@ -329,20 +329,7 @@ func TestRevalidateCoalesced(t *testing.T) {
 		up.release, up.entered = make(chan struct{}), make(chan struct{}, 1)
 
 		const n = 100
-		var wg sync.WaitGroup
-		var started atomic.Int64
-		results := make([]resp, n)
-		for i := range n {
-			wg.Go(func() {
-				started.Add(1)
-				results[i] = get(h, "/hot")
-			})
-		}
-		<-up.entered // the leader is upstream
-		waitFor(t, func() bool { return started.Load() == n })
-		time.Sleep(50 * time.Millisecond) // let the others reach the flight (more would only make it stricter)
-		close(up.release)
-		wg.Wait()
+		results := burst(t, h, "/hot", n, up.entered, up.release)
 		if got := up.calls.Load(); got != 2 {
 			t.Fatalf("upstream calls = %d, want 2 (the first fetch and one revalidation)", got)
 		}

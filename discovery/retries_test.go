@@ -21,8 +21,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/gatewaykit/gatewaykit"
 	"github.com/gatewaykit/gatewaykit/discovery"
@@ -657,30 +655,11 @@ func TestRetrySpanAttributes(t *testing.T) {
 	var logs syncBuffer
 	p, _ := newProxy(t, []discovery.Instance{refusing(t, "dead"), live},
 		discovery.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(t.Context())
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, span := tp.Tracer("test").Start(r.Context(), "server")
-		defer span.End()
-		p.ServeHTTP(w, r.WithContext(ctx))
-	}))
-	defer front.Close()
-	if code := get(t, front.URL); code != 200 {
-		t.Fatalf("status %d", code)
-	}
-	spans := rec.Ended()
-	if len(spans) != 1 {
-		t.Fatalf("%d spans", len(spans))
-	}
-	got := map[string]string{}
-	for _, kv := range spans[0].Attributes() {
-		got[string(kv.Key)] = kv.Value.String()
-	}
+	span, got := tracedGet(t, p)
 	if got["gatewaykit.discovery.instance"] != live.HostPort() || got["gatewaykit.discovery.attempts"] != "2" {
 		t.Fatalf("span attributes %v, want the live instance and 2 attempts", got)
 	}
-	if ev := spans[0].Events(); len(ev) != 1 || ev[0].Name != "gatewaykit.discovery.retry" {
+	if ev := span.Events(); len(ev) != 1 || ev[0].Name != "gatewaykit.discovery.retry" {
 		t.Fatalf("span events %v", ev)
 	}
 	if l := logs.String(); !strings.Contains(l, "level=DEBUG msg=\"discovery: retrying on another instance\"") || !strings.Contains(l, "next="+live.HostPort()) {

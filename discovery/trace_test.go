@@ -15,6 +15,16 @@ func TestProxyAnnotatesCurrentSpan(t *testing.T) {
 	up := upstream(t, echo("a"))
 	inst := instanceOf(t, up)
 	p, _ := newProxy(t, []discovery.Instance{inst})
+	_, got := tracedGet(t, p)
+	if got["gatewaykit.discovery.service"] != "svc" || got["gatewaykit.discovery.instance"] != inst.HostPort() || got["gatewaykit.discovery.attempts"] != "1" {
+		t.Fatalf("span attributes %v", got)
+	}
+}
+
+// tracedGet sends one GET through p under a recording server span and returns that span (which
+// must be the only one) and its attributes as strings.
+func tracedGet(t *testing.T, p http.Handler) (sdktrace.ReadOnlySpan, map[string]string) {
+	t.Helper()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(t.Context())
@@ -35,7 +45,5 @@ func TestProxyAnnotatesCurrentSpan(t *testing.T) {
 	for _, kv := range spans[0].Attributes() {
 		got[string(kv.Key)] = kv.Value.String()
 	}
-	if got["gatewaykit.discovery.service"] != "svc" || got["gatewaykit.discovery.instance"] != inst.HostPort() || got["gatewaykit.discovery.attempts"] != "1" {
-		t.Fatalf("span attributes %v", got)
-	}
+	return spans[0], got
 }
