@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatewaykit/gatewaykit"
+	"github.com/gatewaykit/gatewaykit/internal/retrybudget"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel"
 )
@@ -258,7 +259,7 @@ type entry struct {
 	rampSeq   atomic.Uint64
 	lastGen   atomic.Uint64
 	used      atomic.Bool // set by requests, cleared by sweeps
-	budget    budget
+	budget    retrybudget.Budget
 	attrs     entryAttrs
 }
 

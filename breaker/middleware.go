@@ -56,7 +56,7 @@ func (b *Breaker) serve(next http.Handler, w http.ResponseWriter, r *http.Reques
 		saved = w.Header().Clone()
 	}
 	if b.cfg.retries > 0 {
-		e.budget.request(b.cfg.clock.Now().UnixNano())
+		e.budget.Request(b.cfg.clock.Now().UnixNano())
 		if idempotent(r) {
 			first, ag := replayBody(r.Body, r.GetBody, b.cfg.maxReplayBody)
 			if first != r.Body {

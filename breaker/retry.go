@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -115,53 +114,6 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-// budget bounds retries of one upstream to floor + ratio * requests over a rolling 10-second
-// window of one-second slots.
-type budget struct {
-	mu    sync.Mutex
-	slots [10]budgetSlot
-}
-
-type budgetSlot struct {
-	sec               int64
-	requests, retries int64
-}
-
-func (bu *budget) slot(sec int64) *budgetSlot {
-	s := &bu.slots[uint64(sec)%uint64(len(bu.slots))]
-	if s.sec != sec {
-		*s = budgetSlot{sec: sec}
-	}
-	return s
-}
-
-// request records one original request at now (UnixNano).
-func (bu *budget) request(now int64) {
-	bu.mu.Lock()
-	bu.slot(now/int64(time.Second)).requests++
-	bu.mu.Unlock()
-}
-
-// tryRetry reserves one retry at now if the budget allows it.
-func (bu *budget) tryRetry(now int64, ratio float64, floor int) bool {
-	sec := now / int64(time.Second)
-	bu.mu.Lock()
-	defer bu.mu.Unlock()
-	var requests, retries int64
-	for i := range bu.slots {
-		s := &bu.slots[i]
-		if s.sec <= sec && sec-s.sec < int64(len(bu.slots)) {
-			requests += s.requests
-			retries += s.retries
-		}
-	}
-	if float64(retries+1) > float64(floor)+ratio*float64(requests) {
-		return false
-	}
-	bu.slot(sec).retries++
-	return true
-}
-
 // allowRetry checks attempts, the deadline and the budget for retry number k (k >= 1) and returns
 // the backoff to wait before it.
 func (b *Breaker) allowRetry(e *entry, ctx context.Context, k int) (time.Duration, bool) {
@@ -169,7 +121,7 @@ func (b *Breaker) allowRetry(e *entry, ctx context.Context, k int) (time.Duratio
 	if !fitsDeadline(ctx, d) {
 		return 0, false
 	}
-	ok := e.budget.tryRetry(b.cfg.clock.Now().UnixNano(), b.cfg.retryRatio, b.cfg.retryFloor)
+	ok := e.budget.TryRetry(b.cfg.clock.Now().UnixNano(), b.cfg.retryRatio, float64(b.cfg.retryFloor))
 	b.tel.retry(ctx, e, ok, k)
 	return d, ok
 }

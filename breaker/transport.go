@@ -67,7 +67,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	retries := 0
 	var again func() (io.ReadCloser, error)
 	if b.cfg.retries > 0 {
-		e.budget.request(b.cfg.clock.Now().UnixNano())
+		e.budget.Request(b.cfg.clock.Now().UnixNano())
 		if idempotent(req) {
 			first, ag := replayBody(req.Body, req.GetBody, b.cfg.maxReplayBody)
 			if first != req.Body {

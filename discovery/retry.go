@@ -11,12 +11,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gatewaykit/gatewaykit/internal/retrybudget"
 )
 
 // RetryPolicy configures retries on other instances: when an attempt fails before any response
@@ -343,70 +344,18 @@ func (p *Proxy) budgetNow() int64 {
 	return int64(p.clock.Now().Sub(p.epoch))
 }
 
-// budgetSlots is the number of one-second slots of the retry budget's window.
-const budgetSlots = 10
-
-// retryBudget bounds retries to floor + ratio * requests over a rolling window of budgetSlots
-// one-second slots. Each slot is one atomic word, the slot's second (low 32 bits) over its
-// count, so counting a request is lock-free; retries are reserved under a mutex so concurrent
-// retries cannot overdraw the budget.
+// retryBudget is the Proxy's retry budget with its policy's ratio and floor (see retrybudget).
 type retryBudget struct {
-	ratio    float64
-	floor    float64
-	requests [budgetSlots]atomic.Uint64
-	mu       sync.Mutex
-	retries  [budgetSlots]atomic.Uint64
+	ratio, floor float64
+	b            retrybudget.Budget
 }
 
 func newRetryBudget(rp RetryPolicy) retryBudget {
-	return retryBudget{ratio: rp.BudgetRatio, floor: float64(rp.BudgetMinPerSecond) * budgetSlots}
-}
-
-const slotCount = 1<<32 - 1
-
-func slotTag(sec int64) uint64 { return uint64(uint32(sec)) << 32 }
-
-// count adds one to the slot of second sec, resetting it when it counted an older second.
-func count(slots *[budgetSlots]atomic.Uint64, sec int64) {
-	w := &slots[uint64(sec)%budgetSlots]
-	tag := slotTag(sec)
-	for {
-		old := w.Load()
-		next := tag | 1
-		if old&^slotCount == tag {
-			next = old + 1
-		} else if int32(uint32(old>>32)-uint32(sec)) > 0 {
-			return // the slot already counts a later second: this one left the window
-		}
-		if w.CompareAndSwap(old, next) {
-			return
-		}
-	}
-}
-
-// sum returns the counts of the window ending at second sec.
-func sum(slots *[budgetSlots]atomic.Uint64, sec int64) float64 {
-	var n uint64
-	for i := range int64(budgetSlots) {
-		s := sec - i
-		if w := slots[uint64(s)%budgetSlots].Load(); w&^slotCount == slotTag(s) {
-			n += w & slotCount
-		}
-	}
-	return float64(n)
+	return retryBudget{ratio: rp.BudgetRatio, floor: float64(rp.BudgetMinPerSecond) * retrybudget.Slots}
 }
 
 // request records one request at now (nanoseconds, see budgetNow).
-func (b *retryBudget) request(now int64) { count(&b.requests, now/int64(time.Second)) }
+func (b *retryBudget) request(now int64) { b.b.Request(now) }
 
 // tryRetry reserves one retry at now (nanoseconds, see budgetNow) if the budget allows it.
-func (b *retryBudget) tryRetry(now int64) bool {
-	sec := now / int64(time.Second)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if sum(&b.retries, sec)+1 > b.floor+b.ratio*sum(&b.requests, sec) {
-		return false
-	}
-	count(&b.retries, sec)
-	return true
-}
+func (b *retryBudget) tryRetry(now int64) bool { return b.b.TryRetry(now, b.ratio, b.floor) }
